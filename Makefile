@@ -1,0 +1,35 @@
+# Two commands do everything on a fresh machine (python3, make, git):
+#   make quickstart   fine-tune the embedded SmolLM2-135M with every method, evaluate, print the table
+#   make test         install and run the test suite (the command CI runs)
+PYTHON ?= python3
+VENV ?= .venv
+# CPU machines (this project's and CI's) take torch 2.13.0 from local disk through this pin; on a GPU box the
+# same pin resolves to PyPI's CUDA build. `make CONSTRAINTS=` installs without any pin.
+CONSTRAINTS ?= constraints/cpu.txt
+PIP_CONSTRAINT_ARG := $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
+BIN := $(VENV)/bin
+
+.PHONY: install quickstart test test-all benchmark clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(PIP_CONSTRAINT_ARG) -e '.[dev]'
+	touch $@
+
+quickstart: install
+	$(BIN)/owlore-bench run configs/quickstart.yaml
+
+test: install
+	$(BIN)/python -m pytest -m "not slow" -q
+
+test-all: install
+	$(BIN)/python -m pytest -q
+
+benchmark: install
+	$(BIN)/python -m pytest benchmarks -q -s --benchmark-disable-gc
+
+clean:
+	rm -rf $(VENV) .pytest_cache .benchmarks

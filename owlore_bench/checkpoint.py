@@ -1,0 +1,69 @@
+"""Resumable training checkpoints: what the loop needs to continue exactly where it stopped.
+
+Saved: the parameters the optimizer can update (not frozen base weights), optimizer and scheduler state, the
+method's own state (e.g. its layer sampler), torch RNG states, the step reached and the elapsed seconds.
+Written to a temp folder and renamed, so a kill mid-save leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def optimized_parameter_names(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> list[str]:
+    in_optimizer = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    return [name for name, p in model.named_parameters() if id(p) in in_optimizer]
+
+
+def save_checkpoint(folder: Path, *, step: int, elapsed_s: float, model: torch.nn.Module,
+                    optimizer: torch.optim.Optimizer, scheduler: Any, method: Any) -> None:
+    """Write the state after `step` optimizer steps to `folder` (atomically replacing an older one)."""
+    names = set(optimized_parameter_names(model, optimizer))
+    weights = {name: p.detach().clone() for name, p in model.named_parameters() if name in names}
+    state = {
+        "step": step,
+        "elapsed_s": elapsed_s,
+        "weights": weights,
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "method": method.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
+    staging = folder.with_name(folder.name + ".saving")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    torch.save(state, staging / "state.pt")
+    old = folder.with_name(folder.name + ".old")
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(staging, folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_checkpoint(folder: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+                    method: Any) -> tuple[int, float]:
+    """Restore everything save_checkpoint wrote; returns (step, elapsed_s). (0, 0.0) when there is none."""
+    if not (folder / "state.pt").is_file():
+        old = folder.with_name(folder.name + ".old")  # killed between the two renames of a save
+        if not (old / "state.pt").is_file():
+            return 0, 0.0
+        folder = old
+    # weights_only=False: optimizer state holds GaLore projector objects; the file is our own.
+    state = torch.load(folder / "state.pt", map_location="cpu", weights_only=False)
+    parameters = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, value in state["weights"].items():
+            parameters[name].copy_(value)
+    method.load_state_dict(state["method"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"])
+    if state["cuda_rng"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    return state["step"], state["elapsed_s"]

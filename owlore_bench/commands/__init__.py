@@ -1,0 +1,1 @@
+"""One module per `owlore-bench` subcommand (see owlore_bench/cli.py)."""

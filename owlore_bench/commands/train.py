@@ -1,0 +1,68 @@
+"""`owlore-bench train`: fine-tune one model with one method and write config.json, metrics.jsonl, summary.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from owlore_bench.errors import UserError
+from owlore_bench.config import DataConfig, RunConfig, TrainConfig, apply_overrides, parse, read_yaml
+from owlore_bench.registry import get_method_class
+from owlore_bench.training import check_out_dir, train_run
+
+# flag name → (section, field); flags left unset keep the config file's or the defaults' values
+_FLAGS = {"steps": ("train", "steps"), "batch_size": ("train", "batch_size"), "max_length": ("train", "max_length"),
+          "lr": ("train", "lr"), "seed": ("train", "seed"), "dtype": ("train", "dtype"), "device": ("train", "device")}
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("train", help="fine-tune a model with one method")
+    parser.add_argument("--config", help="run config YAML (flags and --set override it)")
+    parser.add_argument("--method", help="method name (see `owlore-bench methods`)")
+    parser.add_argument("--model", help="HF id or path, 'smollm2-135m' (default) or 'tiny-llama'")
+    parser.add_argument("--data", help="training JSON: [{instruction, input, output}, ...]")
+    parser.add_argument("--template", choices=["alpaca", "plain"], help="prompt template (default alpaca)")
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--max-length", type=int)
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--dtype", choices=["auto", "bf16", "fp32"])
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any field, e.g. --set train.warmup_steps=10 --set method.r=16")
+    parser.add_argument("--out", default="runs/train", help="output folder (default runs/train)")
+    parser.add_argument("--force", action="store_true", help="overwrite an output folder that holds another config")
+    parser.set_defaults(run=run)
+
+
+def resolve_run_config(args) -> RunConfig:
+    """RunConfig from --config, then the flags, then --set (later wins)."""
+    values = read_yaml(args.config) if args.config else {}
+    for key in ("method", "model"):
+        if getattr(args, key):
+            values[key] = getattr(args, key)
+    data = values.setdefault("data", {}) if isinstance(values.get("data", {}), dict) else values["data"]
+    if args.data:
+        data["path"] = args.data
+    if args.template:
+        data["template"] = args.template
+    for flag, (section, field) in _FLAGS.items():
+        if getattr(args, flag) is not None:
+            values.setdefault(section, {})[field] = getattr(args, flag)
+    if "method" not in values:
+        raise UserError("method: missing; pass --method NAME (see `owlore-bench methods`)")
+    known = {"train": set(TrainConfig.model_fields), "data": set(DataConfig.model_fields),
+             "method_config": set(get_method_class(values["method"]).Config.model_fields)}
+    values = apply_overrides(values, args.set, known)
+    return parse(RunConfig, values)
+
+
+def run(args) -> int:
+    cfg = resolve_run_config(args)
+    out_dir = Path(args.out)
+    check_out_dir(cfg, out_dir, force=args.force)
+    summary, *_ = train_run(cfg, out_dir)
+    print(f"{summary['method']}: status {summary['status']}, {summary['steps']} steps, final loss "
+          f"{summary['final_loss']}, {summary['trainable_params']:,} trainable params, "
+          f"{summary['tokens_per_s'] or 0:.0f} tokens/s, {summary['wall_s']:.1f} s -> {out_dir}")
+    return 0 if summary["status"] == "ok" else 1

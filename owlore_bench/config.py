@@ -1,0 +1,118 @@
+"""Run configs: pydantic models with documented defaults, YAML/JSON in and out, one clear line per bad field.
+
+Defaults live here and nowhere else. A run's resolved config (config.json) rebuilds the run exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from owlore_bench.errors import UserError, validation_error_line
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TrainConfig(StrictModel):
+    """Hyperparameters of the shared training loop (the same for every method)."""
+
+    steps: int = Field(40, gt=0, description="optimizer steps to run")
+    batch_size: int = Field(8, gt=0, description="sequences per micro-batch")
+    grad_accum: int = Field(1, gt=0, description="micro-batches accumulated per optimizer step")
+    max_length: int = Field(128, gt=1, description="tokens per sequence after truncation")
+    lr: float = Field(1e-4, gt=0, description="peak learning rate")
+    weight_decay: float = Field(0.0, ge=0, description="decoupled weight decay of the default AdamW")
+    schedule: Literal["constant", "linear", "cosine"] = Field("linear", description="LR decay to 0 after warmup")
+    warmup_steps: int = Field(0, ge=0, description="steps of linear LR warmup from 0")
+    grad_clip: float = Field(1.0, ge=0, description="max global gradient norm; 0 turns clipping off")
+    dtype: Literal["auto", "bf16", "fp32"] = Field("auto", description="weight dtype; auto = bf16 on CUDA, fp32 on CPU")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available, else cpu")
+    grad_checkpointing: bool = Field(False, description="recompute activations in backward to save memory")
+    seed: int = Field(0, description="seeds torch, data order and layer sampling")
+    checkpoint_every: int = Field(0, ge=0, description="save a resumable checkpoint every N steps; 0 = never")
+    memory_profile: bool = Field(True, description="record the per-step memory ledger (bytes) in metrics.jsonl")
+    progress: bool = Field(True, description="show a progress bar")
+
+
+class DataConfig(StrictModel):
+    """Instruction data in the LLM-Adapters / Alpaca format: a JSON array of {instruction, input, output}."""
+
+    path: str = Field(description="JSON file of {instruction, input, output} records")
+    template: Literal["alpaca", "plain"] = Field(
+        "alpaca", description="alpaca: the LLM-Adapters prompt; plain: instruction (+ newline + input) then output"
+    )
+    limit: int | None = Field(None, gt=0, description="use only the first N records")
+
+
+class RunConfig(StrictModel):
+    """One training run: a method on a model and data, with the loop's hyperparameters."""
+
+    method: str = Field(description="registered method name (see `owlore-bench methods`)")
+    method_config: dict[str, Any] = Field(default_factory=dict, description="overrides of the method's config")
+    model: str = Field("smollm2-135m", description="HF id or path, 'smollm2-135m' (embedded) or 'tiny-llama'")
+    data: DataConfig
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    save_model: bool = Field(True, description="write the trained weights/adapter to <out>/model for later eval")
+
+    @model_validator(mode="after")
+    def _method_config_is_valid(self) -> "RunConfig":
+        from owlore_bench.registry import build_method
+
+        self.__dict__["method_config"] = build_method(self.method, self.method_config).config.model_dump()
+        return self
+
+
+def parse(model_cls: type[StrictModel], values: dict[str, Any], prefix: str = "") -> Any:
+    """Validate `values` into `model_cls`, turning a pydantic error into one UserError line."""
+    try:
+        return model_cls(**values)
+    except ValidationError as error:
+        raise UserError(validation_error_line(error, prefix)) from None
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML (or JSON) mapping from a file, or one clear error naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    try:
+        values = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise UserError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(values, dict):
+        raise UserError(f"{path}: expected a mapping of config keys at the top level")
+    return values
+
+
+def apply_overrides(values: dict[str, Any], assignments: list[str], known: dict[str, set[str]]) -> dict[str, Any]:
+    """Apply `--set key=value` assignments (value parsed as YAML) to a nested config dict.
+
+    `known` maps a section name ('train', 'method_config', ...) to its field names; a bare key is looked up in
+    every section and must be unambiguous.
+    """
+    values = json.loads(json.dumps(values))
+    for assignment in assignments:
+        key, sep, raw = assignment.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set {assignment!r}: expected key=value, e.g. --set train.lr=3e-4")
+        section, _, field = key.rpartition(".")
+        if section == "method":
+            section = "method_config"
+        candidates = [section] if section else [name for name, fields in known.items() if key in fields]
+        if not candidates or candidates[0] not in known or field not in known[candidates[0]]:
+            allowed = sorted(f"{name}.{f}".replace("method_config.", "method.") for name, fs in known.items() for f in fs)
+            raise UserError(f"--set: unknown key '{key}'. Known keys: {', '.join(allowed)}")
+        if len(candidates) > 1:
+            raise UserError(f"--set: key '{key}' is ambiguous; write one of {', '.join(c + '.' + key for c in candidates)}")
+        values.setdefault(candidates[0], {})[field] = yaml.safe_load(raw)
+    return values
+
+
+def dump_json(model: BaseModel) -> dict[str, Any]:
+    return json.loads(model.model_dump_json())

@@ -1,0 +1,123 @@
+"""Instruction data → tokenized training batches.
+
+Records are LLM-Adapters / Alpaca JSON: `[{"instruction": str, "input": str, "output": str}, ...]`. The prompt
+tokens are masked out of the loss (label -100); the response gets an EOS; sequences are truncated to
+`max_length` tokens. Batch k is a pure function of (seed, k), so a resumed run sees exactly the batches an
+uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from owlore_bench.errors import UserError
+
+IGNORE_INDEX = -100
+ALPACA_WITH_INPUT = (
+    "Below is an instruction that describes a task, paired with an input that provides further context. "
+    "Write a response that appropriately completes the request.\n\n"
+    "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n"
+)
+ALPACA_NO_INPUT = (
+    "Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n"
+    "### Instruction:\n{instruction}\n\n### Response:\n"
+)
+
+
+def render_prompt(record: dict[str, str], template: str) -> str:
+    """The prompt text (everything before the response) of one record."""
+    if template == "alpaca":
+        return (ALPACA_WITH_INPUT if record.get("input") else ALPACA_NO_INPUT).format(**record)
+    if template == "plain":
+        return record["instruction"] + ("\n" + record["input"] if record.get("input") else "")
+    raise UserError(f"data.template: unknown template '{template}'; use 'alpaca' or 'plain'")
+
+
+def read_records(path: str | Path, limit: int | None = None) -> list[dict[str, str]]:
+    """Validated records of a JSON array file; one clear error naming the file and the bad record."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"data file not found: {path}")
+    try:
+        records = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise UserError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(records, list) or not records:
+        raise UserError(f"{path}: expected a non-empty JSON array of {{instruction, input, output}} records")
+    records = records[:limit] if limit else records
+    for index, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise UserError(f"{path}: record {index} is not an object")
+        for field in ("instruction", "output"):
+            if not isinstance(record.get(field), str) or not record[field]:
+                raise UserError(f"{path}: record {index} has no string '{field}' (needs instruction, output; input optional)")
+        if not isinstance(record.get("input", ""), str):
+            raise UserError(f"{path}: record {index} field 'input' must be a string")
+    return [{"instruction": r["instruction"], "input": r.get("input", ""), "output": r["output"]} for r in records]
+
+
+@dataclass
+class Example:
+    input_ids: list[int]
+    labels: list[int]
+
+
+def tokenize_record(record: dict[str, str], tokenizer: Any, template: str, max_length: int) -> Example:
+    """Prompt + response + EOS, prompt masked with -100, truncated to max_length tokens."""
+    prompt_ids = tokenizer(render_prompt(record, template), add_special_tokens=True)["input_ids"]
+    response_ids = tokenizer(record["output"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    input_ids = (prompt_ids + response_ids)[:max_length]
+    labels = ([IGNORE_INDEX] * len(prompt_ids) + response_ids)[:max_length]
+    return Example(input_ids, labels)
+
+
+class TrainingData:
+    """Tokenized examples, served as deterministic shuffled batches (a fresh permutation every epoch)."""
+
+    def __init__(self, examples: list[Example], pad_token_id: int, seed: int = 0):
+        if not examples:
+            raise UserError("training data: no example keeps a response token after truncation; raise train.max_length")
+        self.examples = examples
+        self.pad_token_id = pad_token_id
+        self.seed = seed
+        self._orders: dict[int, np.ndarray] = {}
+
+    @classmethod
+    def from_file(cls, path: str | Path, tokenizer: Any, max_length: int, template: str = "alpaca",
+                  limit: int | None = None, seed: int = 0) -> "TrainingData":
+        examples = [tokenize_record(r, tokenizer, template, max_length) for r in read_records(path, limit)]
+        # A prompt longer than max_length leaves no response token to learn from: skip it (counted, not silent).
+        kept = [e for e in examples if any(label != IGNORE_INDEX for label in e.labels)]
+        if len(kept) < len(examples):
+            print(f"owlore-bench: {len(examples) - len(kept)} of {len(examples)} records in {path} have no "
+                  f"response token within max_length={max_length} and are skipped")
+        return cls(kept, tokenizer.pad_token_id, seed)
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def _example_index(self, position: int) -> int:
+        epoch, offset = divmod(position, len(self.examples))
+        if epoch not in self._orders:
+            self._orders = {epoch: np.random.default_rng([self.seed, epoch]).permutation(len(self.examples))}
+        return int(self._orders[epoch][offset])
+
+    def batch(self, index: int, batch_size: int) -> dict[str, torch.Tensor]:
+        """Micro-batch number `index` (0-based): input_ids, attention_mask, labels, right-padded to its longest."""
+        chosen = [self.examples[self._example_index(index * batch_size + k)] for k in range(batch_size)]
+        width = max(len(e.input_ids) for e in chosen)
+        input_ids = torch.full((batch_size, width), self.pad_token_id, dtype=torch.long)
+        labels = torch.full((batch_size, width), IGNORE_INDEX, dtype=torch.long)
+        attention_mask = torch.zeros((batch_size, width), dtype=torch.long)
+        for row, example in enumerate(chosen):
+            length = len(example.input_ids)
+            input_ids[row, :length] = torch.tensor(example.input_ids)
+            labels[row, :length] = torch.tensor(example.labels)
+            attention_mask[row, :length] = 1
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}

@@ -1,0 +1,31 @@
+"""The one exception type for bad user input: the CLI prints its message as one line and exits with code 2."""
+
+from __future__ import annotations
+
+import difflib
+
+from pydantic import ValidationError
+
+
+class UserError(Exception):
+    """Bad input from the user. The message names the field or file and says how to fix it."""
+
+
+def did_you_mean(name: str, known: list[str]) -> str:
+    """' Did you mean 'x'?' for the closest known name, or '' when nothing is close."""
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
+def validation_error_line(error: ValidationError, prefix: str = "") -> str:
+    """Condense a pydantic ValidationError into one line: 'field: problem (got value)'."""
+    parts = []
+    for item in error.errors():
+        location = ".".join(str(piece) for piece in (prefix, *item["loc"]) if piece != "")
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key; remove it or check its spelling"
+        got = item.get("input")
+        shown = "" if item["type"] in ("extra_forbidden", "missing") else f" (got {got!r})"
+        parts.append(f"{location or 'config'}: {message}{shown}")
+    return "; ".join(parts)

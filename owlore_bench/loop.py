@@ -1,0 +1,137 @@
+"""THE training loop. Every method runs through it; it never names one.
+
+One optimizer step = `grad_accum` micro-batches of forward + backward, gradient clipping, optimizer step, LR
+schedule step. Each step writes one line to metrics.jsonl (step, loss, lr, tokens, tokens_per_s, elapsed_s,
+the memory ledger in bytes, and whatever the method's on_step_start returned). A non-finite loss stops the run
+with status `diverged`; running out of memory stops it with status `oom`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from owlore_bench.checkpoint import load_checkpoint, save_checkpoint
+from owlore_bench.config import TrainConfig
+from owlore_bench.data import TrainingData
+from owlore_bench.memory import MemoryLedger
+from owlore_bench.method import Method
+from owlore_bench.results import MetricsLog
+
+
+def lr_lambda(cfg: TrainConfig):
+    """LR multiplier at a step: linear warmup from 0, then constant / linear to 0 / cosine to 0."""
+
+    def multiplier(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / (cfg.warmup_steps + 1)
+        progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+        if cfg.schedule == "linear":
+            return max(0.0, 1.0 - progress)
+        if cfg.schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+        return 1.0
+
+    return multiplier
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    return isinstance(error, torch.cuda.OutOfMemoryError) or (
+        isinstance(error, RuntimeError) and ("out of memory" in str(error) or "can't allocate memory" in str(error))
+    )
+
+
+def trainable_parameter_count(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def train(model: torch.nn.Module, method: Method, data: TrainingData, cfg: TrainConfig, out_dir: str | Path) -> dict[str, Any]:
+    """Train `model` (already through method.prepare) for cfg.steps; resumes from out_dir/checkpoint if present.
+
+    Returns the training summary: status, steps done, final_loss, trainable_params (max over steps), tokens_per_s,
+    wall_s (training seconds, summed over resumed segments) and the peak memory ledger (bytes).
+    """
+    out_dir = Path(out_dir)
+    device = next(model.parameters()).device
+    if cfg.grad_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+    model.train()
+    optimizer = method.build_optimizer(model, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
+    start_step, elapsed_s = load_checkpoint(out_dir / "checkpoint", model=model, optimizer=optimizer,
+                                            scheduler=scheduler, method=method)
+    if start_step == 0:
+        torch.manual_seed(cfg.seed)
+    metrics = MetricsLog(out_dir / "metrics.jsonl", resume_step=start_step)
+    ledger = MemoryLedger(model, optimizer, enabled=cfg.memory_profile)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    status, error = "ok", None
+    bar = tqdm(total=cfg.steps, initial=start_step, desc=method.name, disable=not cfg.progress, leave=False)
+    try:
+        for step in range(start_step, cfg.steps):
+            extra = method.on_step_start(step, model, optimizer)
+            started = time.perf_counter()
+            ledger.begin_step()
+            loss_sum, tokens = 0.0, 0
+            for micro in range(cfg.grad_accum):
+                batch = {k: v.to(device, non_blocking=True) for k, v in data.batch(step * cfg.grad_accum + micro, cfg.batch_size).items()}
+                with ledger.forward():
+                    loss = model(**batch).loss / cfg.grad_accum
+                loss.backward()
+                loss_sum += loss.item()  # sync point: one per micro-batch, needed to spot divergence early
+                tokens += int(batch["attention_mask"].sum())
+            ledger.after_backward()
+            if not math.isfinite(loss_sum):
+                status = "diverged"
+                metrics.write({"step": step, "loss": loss_sum, "status": status})
+                break
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            lr = scheduler.get_last_lr()[0]
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            if device.type == "cuda":
+                torch.cuda.synchronize()  # sync point: without it the step time misses queued kernels
+            step_s = time.perf_counter() - started
+            memory = ledger.end_step()  # after the step so it sees fresh optimizer state; grads were taken above
+            elapsed_s += step_s
+            metrics.write({"step": step, "loss": loss_sum, "lr": lr, "tokens": tokens, "tokens_per_s": tokens / step_s,
+                           "step_s": step_s, "elapsed_s": elapsed_s, "trainable_params": trainable_parameter_count(model),
+                           **memory, **extra})
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_sum:.3f}")
+            if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
+                save_checkpoint(out_dir / "checkpoint", step=step + 1, elapsed_s=elapsed_s, model=model,
+                                optimizer=optimizer, scheduler=scheduler, method=method)
+    except Exception as caught:  # noqa: BLE001 — an OOM is data in a memory benchmark; anything else is 'failed'
+        status = "oom" if is_out_of_memory(caught) else "failed"
+        error = f"{type(caught).__name__}: {str(caught).splitlines()[0] if str(caught) else ''}"
+        optimizer.zero_grad(set_to_none=True)
+    finally:
+        bar.close()
+        metrics.close()
+    finished = [row for row in metrics.rows if "tokens_per_s" in row]
+    train_s = sum(row["step_s"] for row in finished)
+    return {
+        "status": status,
+        "error": error,
+        "steps": len(finished),
+        "final_loss": finished[-1]["loss"] if finished else None,
+        "trainable_params": max((row["trainable_params"] for row in finished), default=trainable_parameter_count(model)),
+        "tokens_per_s": sum(row["tokens"] for row in finished) / train_s if train_s else None,
+        "wall_s": elapsed_s,
+        **peak_memory(finished),
+    }
+
+
+def peak_memory(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """`peak_mem_<category>_bytes`: the maximum of each per-step ledger field over the run (resumed parts included)."""
+    keys = {key for row in rows for key in row if key.startswith("mem_")}
+    return {f"peak_{key}": max(row.get(key, 0) for row in rows) for key in sorted(keys)}

@@ -1,0 +1,145 @@
+"""Measured memory profiler: a per-step ledger in bytes of where training memory goes.
+
+Categories (bytes): weights (every parameter, tied ones once), gradients (.grad tensors that exist),
+optimizer (every tensor in optimizer.state, GaLore projectors included), activations (tensors saved for
+backward during the forward, deduplicated by storage, parameters and their views excluded), total (their sum).
+On CUDA also torch.cuda.max_memory_allocated / max_memory_reserved per step and `other` = CUDA peak − ledger;
+on CPU the process peak RSS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+import sys
+from typing import Any, Iterator
+
+import torch
+
+CATEGORIES = ("weights", "gradients", "optimizer", "activations")
+
+
+def storage_key(tensor: torch.Tensor) -> tuple[str, int]:
+    return (str(tensor.device), tensor.untyped_storage().data_ptr())
+
+
+def _storage_bytes(tensors: Iterator[torch.Tensor]) -> int:
+    """Bytes of the distinct storages behind `tensors` (a view of a counted storage adds nothing)."""
+    seen: dict[tuple[str, int], int] = {}
+    for tensor in tensors:
+        if tensor.device.type != "meta":
+            seen.setdefault(storage_key(tensor), tensor.untyped_storage().nbytes())
+    return sum(seen.values())
+
+
+def weight_bytes(model: torch.nn.Module) -> int:
+    return _storage_bytes(p.data for p in model.parameters())
+
+
+def gradient_bytes(model: torch.nn.Module) -> int:
+    return _storage_bytes(p.grad for p in model.parameters() if p.grad is not None)
+
+
+def _state_tensors(value: Any, depth: int = 0) -> Iterator[torch.Tensor]:
+    """Every tensor reachable from an optimizer-state value (dicts, lists, and objects such as GaLore's projector)."""
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif depth < 3 and isinstance(value, dict):
+        for item in value.values():
+            yield from _state_tensors(item, depth + 1)
+    elif depth < 3 and isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _state_tensors(item, depth + 1)
+    elif depth < 3 and hasattr(value, "__dict__") and not isinstance(value, type):
+        for item in vars(value).values():
+            yield from _state_tensors(item, depth + 1)
+
+
+def optimizer_bytes(optimizer: torch.optim.Optimizer) -> int:
+    # GaLoreProjector keeps its matrix on the object (`ortho_matrix`), not in a dict: walk objects too.
+    return _storage_bytes(t for state in optimizer.state.values() for t in _state_tensors(state))
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process so far (bytes; Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+class ActivationCounter:
+    """Counts bytes of tensors saved for backward inside `with counter:` via saved_tensors_hooks.
+
+    Parameters and views of parameters are excluded (they are weights); storages are counted once. The tensor
+    itself is returned unchanged by the pack hook, so autograd behaves exactly as without the counter.
+    """
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model
+        self.saved: dict[tuple[str, int], int] = {}
+        self._parameter_storages: set[tuple[str, int]] = set()
+        self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda tensor: tensor)
+
+    def _pack(self, tensor: torch.Tensor) -> torch.Tensor:
+        if tensor.device.type != "meta":
+            key = storage_key(tensor)
+            if key not in self._parameter_storages:
+                self.saved.setdefault(key, tensor.untyped_storage().nbytes())
+        return tensor
+
+    def __enter__(self) -> "ActivationCounter":
+        self.saved = {}
+        self._parameter_storages = {storage_key(p) for p in self.model.parameters() if p.device.type != "meta"}
+        self._hooks.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._hooks.__exit__(*exc)
+
+    @property
+    def bytes(self) -> int:
+        return sum(self.saved.values())
+
+
+class MemoryLedger:
+    """Per-step memory ledger used by the shared loop for every method. `enabled=False` makes it free."""
+
+    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, enabled: bool = True):
+        self.model, self.optimizer, self.enabled = model, optimizer, enabled
+        self.cuda = enabled and next(model.parameters()).device.type == "cuda"
+        self._step: dict[str, int] = {}
+        self._counter = ActivationCounter(model)
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats()
+
+    def begin_step(self) -> None:
+        if self.enabled:
+            self._step = {"activations": 0, "gradients": 0}
+
+    @contextlib.contextmanager
+    def forward(self) -> Iterator[None]:
+        """Wrap one micro-batch's forward: counts the activations it saves for backward."""
+        if not self.enabled:
+            yield
+            return
+        with self._counter:
+            yield
+        self._step["activations"] = max(self._step["activations"], self._counter.bytes)
+
+    def after_backward(self) -> None:
+        if self.enabled:
+            self._step["gradients"] = max(self._step["gradients"], gradient_bytes(self.model))
+
+    def end_step(self) -> dict[str, int]:
+        """This step's ledger as `mem_<category>_bytes` fields (empty when disabled)."""
+        if not self.enabled:
+            return {}
+        ledger = {"weights": weight_bytes(self.model), "optimizer": optimizer_bytes(self.optimizer), **self._step}
+        ledger["total"] = sum(ledger[c] for c in CATEGORIES)
+        if self.cuda:
+            ledger["cuda_max_allocated"] = torch.cuda.max_memory_allocated()
+            ledger["cuda_max_reserved"] = torch.cuda.max_memory_reserved()
+            ledger["other"] = max(0, ledger["cuda_max_allocated"] - ledger["total"])
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            ledger["rss"] = peak_rss_bytes()  # the process peak so far
+        return {f"mem_{key}_bytes": value for key, value in ledger.items()}

