@@ -57,6 +57,10 @@ class Method:
         model.save_pretrained(path)
         tokenizer.save_pretrained(path)
 
+    def run_info(self) -> dict[str, Any]:
+        """Facts about the finished run for summary.json's `method_info` (e.g. layer sampling probabilities)."""
+        return {}
+
     def state_dict(self) -> dict[str, Any]:
         """Method state a checkpoint must keep to resume exactly (e.g. a sampler's random generator)."""
         return {}

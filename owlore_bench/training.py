@@ -55,7 +55,7 @@ def train_run(cfg: RunConfig, out_dir: str | Path) -> tuple[dict[str, Any], Any,
     result = train(model, method, data, cfg.train, out_dir)
     if cfg.save_model and result["status"] == "ok":
         method.save_trained(model, tokenizer, out_dir / "model")
-    summary = {"method": cfg.method, "model": cfg.model, **result,
+    summary = {"method": cfg.method, "model": cfg.model, **result, "method_info": method.run_info(),
                "examples": len(data), "run_wall_s": time.time() - started, **provenance()}
     write_json_atomic(out_dir / "summary.json", summary)
     if result["status"] != "failed":  # a failed run keeps its checkpoint so a rerun can resume after a fix
