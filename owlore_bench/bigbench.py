@@ -1,0 +1,143 @@
+"""The embedded default tasks: BIG-bench multiple-choice tasks from the PyPI sdist bigbench==1.0.0.
+
+The sdist (358 MB, sha256-pinned) is downloaded once into the cache; only the task JSONs named in CANDIDATES are
+extracted (cache_dir()/bigbench/<name>/task.json). Each task is split deterministically into a test split
+(TEST_EXAMPLES documents, the lm-eval task `bb_<name>`) and a train split (the rest), with no prompt in both, so
+the same data serves fine-tuning (training_file) and evaluation without overlap.
+
+Document form (shared with tasks/): `prompt` = BIG-bench's task prefix + input prefix + input + output prefix,
+`choices` = the target_scores keys, `gold` = the index of the one choice scored 1; lm-eval scores
+" " + choice after the prompt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from owlore_bench.downloads import cache_dir, pip_download
+from owlore_bench.errors import UserError, did_you_mean
+
+SDIST_REQUIREMENT = "bigbench==1.0.0"
+SDIST_FILENAME = "bigbench-1.0.0.tar.gz"
+SDIST_SHA256 = "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2"
+_MEMBER = "bigbench-1.0.0/bigbench/benchmark_tasks/{name}/task.json"
+
+# Tasks measured for the default set (see the README: zero-shot and after a 40-step full fine-tune).
+CANDIDATES = ("navigate", "sports_understanding", "strategyqa", "winowhy", "hyperbaton", "causal_judgment")
+DEFAULT_TASKS = ("navigate", "sports_understanding", "strategyqa", "winowhy")
+GROUP = "bigbench_default"
+TEST_EXAMPLES = 150  # per task; keeps an eval of several models within minutes on a CPU
+TRAIN_EXAMPLES_MAX = 1000  # per task in training_file, so one big task (hyperbaton: 49,850) cannot dominate a mix
+_TRAINING_FORMAT = 1  # bump when the records change: the cached training files are keyed by it
+TASK_PREFIX = "bb_"
+
+
+def eval_task_name(name: str) -> str:
+    """The lm-eval task name of a BIG-bench task's test split, e.g. 'bb_navigate'."""
+    return TASK_PREFIX + name
+
+
+EVAL_TASKS = tuple(eval_task_name(name) for name in DEFAULT_TASKS)
+
+
+def _check_names(names: list[str]) -> None:
+    for name in names:
+        if name not in CANDIDATES:
+            raise UserError(f"BIG-bench task '{name}' is not embedded; choose from {', '.join(CANDIDATES)}."
+                            f"{did_you_mean(name, list(CANDIDATES))}")
+
+
+def task_json(name: str) -> Path:
+    """Cached task.json of one embedded BIG-bench task (the sdist is fetched and unpacked on first use)."""
+    _check_names([name])
+    target = cache_dir() / "bigbench" / name / "task.json"
+    if not target.is_file():
+        _extract(CANDIDATES)
+    return target
+
+
+def _extract(names: tuple[str, ...]) -> None:
+    """Unpack only the named task JSONs from the verified sdist, each written atomically."""
+    sdist = pip_download(SDIST_REQUIREMENT, SDIST_FILENAME, SDIST_SHA256, source=True)
+    wanted = {_MEMBER.format(name=name): name for name in names}
+    with tarfile.open(sdist, "r:gz") as archive:
+        for member in archive:  # one streaming pass over the 358 MB archive
+            name = wanted.get(member.name)
+            if name is None or not member.isfile():
+                continue
+            target = cache_dir() / "bigbench" / name / "task.json"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_suffix(".json.partial")
+            partial.write_bytes(archive.extractfile(member).read())
+            os.replace(partial, target)
+
+
+def render_prompt(task: dict[str, Any], example: dict[str, Any]) -> str:
+    """BIG-bench's own prompt layout (defaults '\\nQ: ' and '\\nA: '), outer whitespace stripped."""
+    text = (task.get("task_prefix", "") + task.get("example_input_prefix", "\nQ: ") + example["input"]
+            + task.get("example_output_prefix", "\nA: "))
+    return text.strip()
+
+
+def documents(name: str) -> list[dict[str, Any]]:
+    """Every usable example of a task as {prompt, choices, gold}, first occurrence of each prompt only.
+
+    Examples without exactly one top-scored choice (none in the default tasks) have no single gold answer and
+    are left out.
+    """
+    task = json.loads(task_json(name).read_text(encoding="utf-8"))
+    docs, seen = [], set()
+    for example in task["examples"]:
+        scores = example.get("target_scores") or {}
+        best = [choice for choice, score in scores.items() if score == max(scores.values(), default=None)]
+        prompt = render_prompt(task, example)
+        if len(scores) < 2 or len(best) != 1 or prompt in seen:
+            continue
+        seen.add(prompt)
+        choices = list(scores)
+        docs.append({"prompt": prompt, "choices": choices, "gold": choices.index(best[0])})
+    return docs
+
+
+def split(name: str) -> dict[str, list[dict[str, Any]]]:
+    """{'train': [...], 'test': [...]}: a fixed permutation seeded by the task name (same on every machine)."""
+    docs = documents(name)
+    seed = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little")
+    order = np.random.default_rng(seed).permutation(len(docs))
+    test_size = min(TEST_EXAMPLES, len(docs) // 4)
+    return {"test": [docs[i] for i in order[:test_size]], "train": [docs[i] for i in order[test_size:]]}
+
+
+def load_bigbench(name: str, **_metadata: Any):
+    """lm-eval custom_dataset: DatasetDict(train, test) of one embedded BIG-bench task."""
+    import datasets
+
+    return datasets.DatasetDict({part: datasets.Dataset.from_list(rows) for part, rows in split(name).items()})
+
+
+def training_records(tasks: list[str] | None = None) -> list[dict[str, str]]:
+    """{instruction, input, output} records of the train splits (at most TRAIN_EXAMPLES_MAX per task, in split
+    order): instruction is the eval prompt (doc_to_text)
+    and output the scored continuation of the gold choice, with its leading space."""
+    names = list(tasks) if tasks else list(DEFAULT_TASKS)
+    _check_names(names)
+    return [{"instruction": doc["prompt"], "input": "", "output": " " + doc["choices"][doc["gold"]]}
+            for name in names for doc in split(name)["train"][:TRAIN_EXAMPLES_MAX]]
+
+
+def training_file(tasks: list[str] | None = None) -> Path:
+    """Cached JSON array of the train-split records of `tasks` (default DEFAULT_TASKS), for data template 'plain'."""
+    names = list(tasks) if tasks else list(DEFAULT_TASKS)
+    target = cache_dir() / "bigbench" / f"train_v{_TRAINING_FORMAT}_{'+'.join(names)}.json"
+    if not target.is_file():
+        partial = target.with_suffix(".partial")
+        partial.write_text(json.dumps(training_records(names), ensure_ascii=False, indent=0), encoding="utf-8")
+        os.replace(partial, target)
+    return target
