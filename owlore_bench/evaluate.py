@@ -1,0 +1,232 @@
+"""Bridge to lm-eval: score an in-memory model on tasks and return tidy rows.
+
+The model is wrapped with lm-eval's HFLM (`pretrained=<model object>`), never subclassed; every task is one
+`simple_evaluate` call, so the model is wrapped once and lm-eval batches all requests of all tasks together.
+Local tasks (tasks/ in this repository: commonsense `<task>_choices` / `<task>_labels`, `mmlu_local`, the
+BIG-bench defaults `bb_*` / `bigbench_default`) read files only; standard lm-eval hub tasks pass through by name.
+Offline by default: the HF offline switches are set unless a hub task is asked for AND the hub answers.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import os
+import socket
+import sys
+from contextlib import contextmanager
+from typing import Any
+
+from owlore_bench.errors import UserError, did_you_mean
+from owlore_bench.local_tasks import DATA_ENV, TASKS_DIR
+
+COMMONSENSE = ("boolq", "piqa", "social_iqa", "hellaswag", "winogrande", "arc_easy", "arc_challenge", "openbookqa")
+# Extra rows: the paper's commonsense average (plain mean over whichever of the 8 tasks were scored).
+AVERAGES = {f"commonsense_{scoring}_avg": [f"{task}_{scoring}" for task in COMMONSENSE]
+            for scoring in ("choices", "labels")}
+HUB_HOST = ("huggingface.co", 443)
+HUB_PROBE_TIMEOUT_S = 3.0
+ROW_FIELDS = ("task", "metric", "value", "stderr", "n", "num_fewshot")
+
+
+# ---------------------------------------------------------------- offline handling
+def set_hf_offline() -> None:
+    """Switch HF hub and datasets to offline mode (kept if the user set these variables themselves).
+
+    huggingface_hub and datasets read the variables when imported; if the model loader imported them already,
+    their module-level switches are updated too, so nothing waits on an unreachable network.
+    """
+    for variable in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        os.environ.setdefault(variable, "1")
+    if os.environ["HF_HUB_OFFLINE"] != "1":
+        return
+    if "huggingface_hub" in sys.modules:
+        sys.modules["huggingface_hub"].constants.HF_HUB_OFFLINE = True
+    if "datasets" in sys.modules:
+        sys.modules["datasets"].config.HF_HUB_OFFLINE = True
+
+
+@functools.cache
+def hub_reachable() -> bool:
+    """Whether huggingface.co accepts a TCP connection within HUB_PROBE_TIMEOUT_S (checked once per process)."""
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        return False
+    try:
+        socket.create_connection(HUB_HOST, timeout=HUB_PROBE_TIMEOUT_S).close()
+        return True
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------- task lookup
+@contextmanager
+def _quiet_lm_eval(level: int = logging.ERROR):
+    """lm-eval logs every task build and a warning for model objects; keep the user's terminal to our table."""
+    logger = logging.getLogger("lm_eval")
+    previous = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
+@functools.cache
+def task_manager(with_hub_tasks: bool):
+    """An lm-eval TaskManager over tasks/ (and, if asked, lm-eval's ~14k own task names: ~10 s to index)."""
+    from lm_eval.tasks import TaskManager
+
+    with _quiet_lm_eval():
+        return TaskManager(include_path=str(TASKS_DIR), include_defaults=with_hub_tasks)
+
+
+def split_local(tasks: list[str]) -> tuple[list[str], list[str]]:
+    """(names defined in tasks/, all other names), each in the given order."""
+    local_names = set(task_manager(False).all_tasks)
+    return [t for t in tasks if t in local_names], [t for t in tasks if t not in local_names]
+
+
+def check_tasks(tasks: list[str]) -> None:
+    """Raise UserError (one line) unless every task name is known and its data can be loaded. No model needed.
+
+    Local tasks build their datasets (milliseconds; the BIG-bench sdist is fetched once); a hub task is
+    refused here when the hub cannot be reached and its data is not in the HF cache.
+    """
+    if not tasks:
+        raise UserError("tasks: empty; name at least one task, e.g. --tasks arc_easy_choices,bigbench_default")
+    _, hub = split_local(tasks)
+    _configure_network(hub)
+    if hub:
+        known = task_manager(True).all_tasks
+        for name in hub:
+            if name not in known:
+                local = task_manager(False).all_tasks
+                raise UserError(f"unknown task '{name}'.{did_you_mean(name, local + known)} Local tasks: "
+                                f"<task>_choices / <task>_labels for {', '.join(COMMONSENSE)}; mmlu_local; "
+                                f"bigbench_default; or any lm-eval task name")
+    _build_tasks(tasks, bool(hub))
+
+
+def _configure_network(hub_tasks: list[str]) -> None:
+    if not hub_tasks or not hub_reachable():
+        set_hf_offline()
+
+
+def _build_tasks(tasks: list[str], with_hub_tasks: bool) -> Any:
+    """lm-eval task objects (datasets loaded); any failure becomes one UserError line naming the task."""
+    manager = task_manager(with_hub_tasks)
+    try:
+        with _quiet_lm_eval():
+            from lm_eval.tasks import get_task_dict
+
+            return get_task_dict(tasks, manager)
+    except UserError:
+        raise
+    except Exception as error:  # noqa: BLE001 - dataset download / config errors of any kind: one line
+        raise UserError(_load_failure_line(tasks, with_hub_tasks, error)) from None
+
+
+def _load_failure_line(tasks: list[str], with_hub_tasks: bool, error: Exception) -> str:
+    reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+    if with_hub_tasks and not hub_reachable():
+        _, hub = split_local(tasks)
+        return (f"task(s) {', '.join(hub)} need the HF hub, which is not reachable and has no cached copy "
+                f"({type(error).__name__}); use the local versions (e.g. arc_easy_choices, mmlu_local; data in "
+                f"${DATA_ENV}) or run where huggingface.co is reachable")
+    return f"tasks {', '.join(tasks)} could not be loaded: {type(error).__name__}: {reason}"
+
+
+# ---------------------------------------------------------------- evaluation
+def run_lm_eval(model: Any, tokenizer: Any, tasks: list[str], num_fewshot: int | None = None,
+                limit: int | None = None, batch_size: int = 8, log_samples: bool = False) -> dict[str, Any]:
+    """lm-eval's raw results dict for `model` (train mode restored afterwards). log_samples keeps per-doc
+    responses under results['samples'] (used by the correctness test)."""
+    if not tasks:
+        raise UserError("tasks: empty; name at least one task")
+    _, hub = split_local(tasks)
+    _configure_network(hub)
+    _build_tasks(tasks, bool(hub))  # load errors as one line; simple_evaluate rebuilds (cheap: cached data)
+    was_training = model.training
+    try:
+        with _quiet_lm_eval(logging.ERROR):
+            from lm_eval import simple_evaluate
+            from lm_eval.models.huggingface import HFLM
+
+            lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+            return simple_evaluate(model=lm, tasks=list(tasks),
+                                   task_manager=task_manager(bool(hub)), num_fewshot=num_fewshot, limit=limit,
+                                   log_samples=log_samples)
+    finally:
+        model.train(was_training)
+
+
+def evaluate_model(model: Any, tokenizer: Any, tasks: list[str], num_fewshot: int | None = None,
+                   limit: int | None = None, batch_size: int = 8) -> list[dict[str, Any]]:
+    """Tidy rows {task, metric, value, stderr, n, num_fewshot}: one per task and metric, one per lm-eval group
+    (e.g. mmlu_local, size-weighted like lm-eval's mmlu), plus AVERAGES rows such as commonsense_choices_avg.
+
+    `limit` caps the documents per task; `batch_size` is the number of sequences per forward pass.
+    """
+    results = run_lm_eval(model, tokenizer, tasks, num_fewshot, limit, batch_size)
+    return rows_from_results(results)
+
+
+def rows_from_results(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Tidy rows of an lm-eval results dict (tasks first, then groups, then AVERAGES)."""
+    group_names = set(results.get("groups", {}))
+    n_samples = results.get("n-samples", {})
+    shots = results.get("n-shot", {})
+    rows = []
+    for name, metrics in results["results"].items():
+        if name in group_names:
+            continue
+        count = n_samples.get(name, {}).get("effective")
+        rows += _metric_rows(name, metrics, count, shots.get(name))
+    for name, metrics in results.get("groups", {}).items():
+        children = _leaf_tasks(name, results.get("group_subtasks", {}))
+        count = sum(n_samples.get(child, {}).get("effective", 0) for child in children)
+        child_shots = {shots.get(child) for child in children}
+        rows += _metric_rows(name, metrics, count, child_shots.pop() if len(child_shots) == 1 else None)
+    return rows + average_rows(rows)
+
+
+def _leaf_tasks(group: str, group_subtasks: dict[str, list[str]]) -> list[str]:
+    leaves = []
+    for child in group_subtasks.get(group, []):
+        leaves += _leaf_tasks(child, group_subtasks) if child in group_subtasks else [child]
+    return leaves
+
+
+def _metric_rows(task: str, metrics: dict[str, Any], count: int | None, shots: Any) -> list[dict[str, Any]]:
+    rows = []
+    for key, value in metrics.items():
+        if "," not in key or "_stderr" in key or not isinstance(value, (int, float)):
+            continue
+        metric, filter_name = key.split(",", 1)
+        stderr = metrics.get(f"{metric}_stderr,{filter_name}")
+        rows.append({"task": task, "metric": metric if filter_name == "none" else f"{metric}/{filter_name}",
+                     "value": float(value), "stderr": float(stderr) if isinstance(stderr, (int, float)) else None,
+                     "n": count, "num_fewshot": shots})
+    return rows
+
+
+def average_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each AVERAGES entry with 2+ member tasks scored: the plain mean per metric all of them report."""
+    extra = []
+    for average, members in AVERAGES.items():
+        present = [row for row in rows if row["task"] in members]
+        tasks = {row["task"] for row in present}
+        if len(tasks) < 2:
+            continue
+        for metric in dict.fromkeys(row["metric"] for row in present):
+            chosen = [row for row in present if row["metric"] == metric]
+            if len(chosen) != len(tasks):
+                continue
+            errors = [row["stderr"] for row in chosen]
+            stderr = math.sqrt(sum(e * e for e in errors)) / len(chosen) if None not in errors else None
+            shots = {row["num_fewshot"] for row in chosen}
+            extra.append({"task": average, "metric": metric, "value": sum(r["value"] for r in chosen) / len(chosen),
+                          "stderr": stderr, "n": sum(r["n"] or 0 for r in chosen),
+                          "num_fewshot": shots.pop() if len(shots) == 1 else None})
+    return extra
