@@ -1,0 +1,51 @@
+"""`owlore-bench report DIR [DIR ...]`: the comparison table (table.md / .csv / .tex) and plots (PNG) of one or
+more experiment folders, built only from their stored JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from owlore_bench.errors import UserError
+from owlore_bench.report import METRICS, default_metric, load_results, render_markdown, table_from_results, write_tables
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("report", help="comparison table and plots from result folders (re-runs nothing)")
+    parser.add_argument("dirs", nargs="+", metavar="DIR",
+                        help="experiment folder written by `owlore-bench run` (e.g. results/quickstart), or a folder "
+                             "of them; several merge into one table")
+    parser.add_argument("--out", help="where to write table.md, table.csv, table.tex and the PNGs "
+                                      "(default: DIR itself when one DIR is given)")
+    parser.add_argument("--metric", choices=METRICS,
+                        help="per-task metric: acc_norm where the task reports it, else acc (default: the "
+                             "experiment's eval.metric, else acc)")
+    parser.add_argument("--tasks", type=lambda text: [t.strip() for t in text.split(",") if t.strip()],
+                        help="comma-separated task columns, e.g. mmlu,boolq (default: the experiment's tasks)")
+    parser.add_argument("--delta", action="store_true", help="add a column: Avg minus full FT's Avg (points)")
+    parser.add_argument("--no-plots", action="store_true", help="write the tables only")
+    parser.set_defaults(run=run)
+
+
+def make_report(dirs: list[str | Path], out_dir: str | Path, metric: str | None = None, delta: bool = False,
+                plots: bool = True, tasks: list[str] | None = None) -> tuple[pd.DataFrame, list[Path]]:
+    """Load the runs, build the table, write the table files (and plots); returns (numbers table, paths)."""
+    results = load_results(dirs)
+    table = table_from_results(results, metric or default_metric(results), delta, tasks)
+    paths = write_tables(table, out_dir)
+    if plots:
+        from owlore_bench.plots import write_plots  # matplotlib is only needed here
+
+        paths += write_plots(results, table, out_dir)
+    return table, paths
+
+
+def run(args) -> int:
+    if args.out is None and len(args.dirs) > 1:
+        raise UserError("--out: required when several DIRs are merged; e.g. --out results/merged")
+    out_dir = Path(args.out or args.dirs[0])
+    table, paths = make_report(args.dirs, out_dir, args.metric, args.delta, not args.no_plots, args.tasks)
+    print(render_markdown(table))
+    print(f"wrote {len(paths)} files to {out_dir}: {', '.join(path.name for path in paths)}")
+    return 0

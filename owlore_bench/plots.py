@@ -1,0 +1,233 @@
+"""Comparison plots (PNG) from the results store: training loss, memory breakdown, accuracy vs memory (Pareto),
+and for layer-sampling methods the outlier ratios / sampling probabilities and which layers were active.
+
+Uses matplotlib's object API (Figure + Agg canvas, no pyplot): no global state, no display needed.
+Memory is read in bytes and shown in GiB (2**30 bytes).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from owlore_bench.memory import CATEGORIES
+from owlore_bench.report import AVG, BASE_LABEL, GIB, Results, Run, status_text
+
+DPI = 120
+
+
+def _save(figure: Figure, path: Path) -> Path:
+    """Write the PNG through a temp file + rename (a reader never sees half an image)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
+    os.close(handle)
+    FigureCanvasAgg(figure)
+    figure.savefig(temp, dpi=DPI, format="png")
+    os.replace(temp, path)
+    return path
+
+
+def file_stem(name: str) -> str:
+    """A row name as a file-name piece: 'exp/owlore-r8' → 'exp_owlore-r8'."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "row"
+
+
+def _status_suffix(runs: list[Run]) -> str:
+    """'' for an all-ok row, else ' (diverged)' or ' (1/2 oom)', as in the table."""
+    status = status_text(runs)
+    return "" if status == "ok" else f" ({status})"
+
+
+def _loss_curves(runs: list[Run]) -> pd.DataFrame | None:
+    """step → mean, min, max of the loss over the seeds that logged that step."""
+    frames = [pd.DataFrame(run.metrics, columns=["step", "loss"]) for run in runs if run.metrics]
+    if not frames:
+        return None
+    steps = pd.concat(frames).astype(float)
+    return steps.groupby("step")["loss"].agg(["mean", "min", "max"])
+
+
+def plot_loss(results: Results, path: Path) -> Path | None:
+    """Training loss per row: mean over seeds, shaded min–max. The y range follows the ok rows, so one
+    diverged run does not flatten every other curve."""
+    figure = Figure(figsize=(7, 4.5))
+    axes = figure.add_subplot()
+    ok_values = []
+    for name, runs in results.rows.items():
+        curves = _loss_curves(runs)
+        if curves is None:
+            continue
+        line, = axes.plot(curves.index, curves["mean"], label=f"{name}{_status_suffix(runs)}", linewidth=1.4)
+        if len(runs) > 1:
+            axes.fill_between(curves.index, curves["min"], curves["max"], color=line.get_color(), alpha=0.2)
+        if all(run.status == "ok" for run in runs):
+            ok_values += [v for v in curves[["min", "max"]].to_numpy().ravel() if math.isfinite(v)]
+    if not axes.lines:
+        return None
+    if ok_values:
+        low, high = min(ok_values), max(ok_values)
+        margin = 0.05 * (high - low or 1.0)
+        axes.set_ylim(low - margin, high + margin)
+    axes.set(xlabel="step", ylabel="training loss", title="Training loss (mean over seeds, shaded min–max)")
+    axes.legend(fontsize="small")
+    axes.grid(alpha=0.3)
+    return _save(figure, path)
+
+
+def _memory_means(runs: list[Run]) -> dict[str, float] | None:
+    """Mean over seeds of each peak_mem_<category>_bytes (bytes); None when the runs stored no memory."""
+    stored = [run.summary for run in runs if run.summary.get("peak_mem_total_bytes") is not None]
+    if not stored:
+        return None
+    return {category: float(np.mean([s.get(f"peak_mem_{category}_bytes") or 0 for s in stored]))
+            for category in (*CATEGORIES, "total")}
+
+
+def plot_memory(results: Results, path: Path) -> Path | None:
+    """Stacked bars per row of the peak weights / gradients / optimizer / activations (GiB), with the peak
+    total (which can be below the stack: the categories peak at different moments) marked on top."""
+    means = {f"{name}{_status_suffix(runs)}": m for name, runs in results.rows.items()
+             if (m := _memory_means(runs)) is not None}
+    if not means:
+        return None
+    figure = Figure(figsize=(max(5, 1.1 * len(means) + 2), 4.5))
+    axes = figure.add_subplot()
+    names = list(means)
+    bottom = np.zeros(len(names))
+    for category in CATEGORIES:
+        heights = np.array([means[name][category] / GIB for name in names])
+        axes.bar(names, heights, bottom=bottom, label=category)
+        bottom += heights
+    totals = [means[name]["total"] / GIB for name in names]
+    axes.scatter(names, totals, marker="_", s=400, color="black", zorder=3, label="peak total")
+    for x, total in enumerate(totals):
+        axes.annotate(f"{total:.2f}", (x, max(total, bottom[x])), textcoords="offset points", xytext=(0, 4),
+                      ha="center", fontsize="small")
+    axes.set(ylabel="GiB", title="Peak memory by category (mean over seeds)")
+    axes.tick_params(axis="x", labelrotation=30)
+    axes.legend(fontsize="small")
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def pareto_front(points: list[tuple[str, float, float]]) -> list[str]:
+    """Names of the (name, memory, accuracy) points no other point beats on both (less memory, more accuracy),
+    in order of increasing memory."""
+    front, best_accuracy = [], -math.inf
+    for name, _, accuracy in sorted(points, key=lambda p: (p[1], -p[2])):
+        if accuracy > best_accuracy:
+            front.append(name)
+            best_accuracy = accuracy
+    return front
+
+
+def plot_pareto(table: pd.DataFrame, path: Path) -> Path | None:
+    """Avg accuracy (percent) against peak memory (GiB) per row, error bars = std over seeds, the Pareto front
+    joined by a line. Rows without memory (the base model) or without Avg are left out."""
+    if (AVG, "mean") not in table.columns:
+        return None
+    usable = table[table[(AVG, "mean")].notna() & table[("peak_mem_bytes", "mean")].notna()]
+    if usable.empty:
+        return None
+    memory = usable[("peak_mem_bytes", "mean")] / GIB
+    accuracy = usable[(AVG, "mean")]
+    figure = Figure(figsize=(6.5, 4.5))
+    axes = figure.add_subplot()
+    axes.errorbar(memory, accuracy, xerr=(usable[("peak_mem_bytes", "std")] / GIB).fillna(0),
+                  yerr=usable[(AVG, "std")].fillna(0), fmt="o", capsize=3)
+    for name in usable.index:
+        status = usable.loc[name, ("status", "")]
+        axes.annotate(name if status == "ok" else f"{name} ({status})", (memory[name], accuracy[name]),
+                      textcoords="offset points", xytext=(5, 5), fontsize="small")
+    for name in table.index[(table[("label", "")] == BASE_LABEL) & table[(AVG, "mean")].notna()]:
+        axes.axhline(table.loc[name, (AVG, "mean")], color="gray", linestyle="--", linewidth=1,
+                     label=f"{name} (no fine-tuning)")
+    front = pareto_front([(name, memory[name], accuracy[name]) for name in usable.index])
+    axes.plot(memory[front], accuracy[front], "-", color="tab:red", marker="s", label="Pareto front")
+    axes.set(xlabel="peak memory (GiB)", ylabel=f"{AVG} accuracy (%)", title="Accuracy vs peak memory")
+    axes.legend(fontsize="small")
+    axes.grid(alpha=0.3)
+    return _save(figure, path)
+
+
+def plot_outlier_ratios(name: str, runs: list[Run], path: Path) -> Path | None:
+    """Bars: layerwise outlier ratio (percent); line: sampling probability per layer (first seed that has them)."""
+    info = next((run.summary.get("method_info") or {} for run in runs
+                 if (run.summary.get("method_info") or {}).get("outlier_ratios")), None)
+    if info is None:
+        return None
+    ratios = info["outlier_ratios"]
+    figure = Figure(figsize=(max(6, 0.25 * len(ratios) + 2), 4))
+    axes = figure.add_subplot()
+    bars = axes.bar(range(len(ratios)), ratios, color="tab:blue", label="outlier ratio")
+    axes.set(xlabel="layer", ylabel="outlier ratio (%)", title=f"{name}: layer outlier ratios and sampling "
+                                                                 f"probabilities")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    handles = [bars]
+    if info.get("layer_probabilities"):
+        twin = axes.twinx()
+        handles += twin.plot(range(len(info["layer_probabilities"])), info["layer_probabilities"], "o-",
+                             color="tab:orange", markersize=3, label="sampling probability")
+        twin.set_ylabel("sampling probability")
+        twin.set_ylim(bottom=0)
+    axes.legend(handles=handles, loc="upper right", fontsize="small")
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def active_layer_matrix(runs: list[Run], layers: int = 0) -> tuple[np.ndarray, list[int], int] | None:
+    """(layers × steps matrix of the fraction of seeds in which each layer was active, the steps, the number of
+    seeds that logged active_layers), or None when none did. `layers` is a lower bound on the layer count."""
+    per_run = [{row["step"]: row["active_layers"] for row in run.metrics if row.get("active_layers") is not None}
+               for run in runs]
+    per_run = [steps for steps in per_run if steps]
+    if not per_run:
+        return None
+    steps = sorted({step for run_steps in per_run for step in run_steps})
+    layers = max([layers, *(max(active, default=-1) + 1 for s in per_run for active in s.values())])
+    counts = np.zeros((layers, len(steps)))
+    column = {step: index for index, step in enumerate(steps)}
+    for run_steps in per_run:
+        for step, active in run_steps.items():
+            counts[list(active), column[step]] += 1
+    return counts / len(per_run), steps, len(per_run)
+
+
+def plot_active_layers(name: str, runs: list[Run], path: Path) -> Path | None:
+    """Heatmap layer × step of which layers were trained (fraction of seeds; 1 = active in every seed)."""
+    ratios = next(((run.summary.get("method_info") or {}).get("outlier_ratios") or [] for run in runs), [])
+    matrix = active_layer_matrix(runs, len(ratios))
+    if matrix is None:
+        return None
+    counts, steps, seeds = matrix
+    figure = Figure(figsize=(7, max(3, 0.15 * counts.shape[0] + 1.5)))
+    axes = figure.add_subplot()
+    image = axes.imshow(counts, aspect="auto", origin="lower", cmap="Greys", vmin=0, vmax=1, interpolation="nearest",
+                        extent=(steps[0] - 0.5, steps[-1] + 0.5, -0.5, counts.shape[0] - 0.5))
+    figure.colorbar(image, ax=axes, label=f"fraction of seeds active (n={seeds})")
+    axes.set(xlabel="step", ylabel="layer", title=f"{name}: active layers per step")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def write_plots(results: Results, table: pd.DataFrame, out_dir: str | Path) -> list[Path]:
+    """Every plot the data allows, as PNGs in out_dir: loss.png, memory.png, pareto.png,
+    outliers_<row>.png and active_layers_<row>.png. Returns the written paths."""
+    out_dir = Path(out_dir)
+    written = [plot_loss(results, out_dir / "loss.png"), plot_memory(results, out_dir / "memory.png"),
+               plot_pareto(table, out_dir / "pareto.png")]
+    for name, runs in results.rows.items():
+        written.append(plot_outlier_ratios(name, runs, out_dir / f"outliers_{file_stem(name)}.png"))
+        written.append(plot_active_layers(name, runs, out_dir / f"active_layers_{file_stem(name)}.png"))
+    return [path for path in written if path is not None]
