@@ -9,7 +9,7 @@ import sys
 
 from owlore_bench.errors import UserError
 
-COMMANDS = ["methods", "train"]
+COMMANDS = ["methods", "train", "report", "eval"]
 
 
 class _Parser(argparse.ArgumentParser):
