@@ -1,0 +1,36 @@
+"""GaLore (galore-torch): full-parameter training with low-rank projected Adam states on the attn/mlp Linears."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import Field
+
+from owlore_bench import Method, MethodConfig, register_method
+from owlore_bench.galore_groups import galore_adamw, galore_param_groups
+
+
+class GaLoreConfig(MethodConfig):
+    rank: int = Field(128, gt=0, description="projection rank r (clamped per matrix to min(m, n), with a warning)")
+    update_proj_gap: int = Field(200, gt=0, description="optimizer steps between SVD refreshes of the projector")
+    scale: float = Field(0.25, gt=0, description="GaLore scale: projected weights train at lr * scale")
+    proj_type: Literal["std", "reverse_std", "right", "left", "full"] = Field(
+        "std", description="projection side; std: right if rows >= cols (states m x r), else left (r x n)")
+
+
+@register_method("galore")
+class GaLore(Method):
+    """GaLore: GaLoreAdamW with rank-r gradient projection on every attn/mlp Linear weight; the rest plain Adam."""
+
+    Config = GaLoreConfig
+
+    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+        model.requires_grad_(True)
+        return model
+
+    def build_optimizer(self, model, lr, weight_decay):
+        c = self.config
+        groups = galore_param_groups(model, rank=c.rank, update_proj_gap=c.update_proj_gap, scale=c.scale,
+                                     proj_type=c.proj_type)
+        return galore_adamw(groups, lr=lr, weight_decay=weight_decay)

@@ -1,0 +1,147 @@
+"""LISA (layerwise importance sampling) and the layer-sampling machinery OwLore builds on.
+
+Every `interval` (K) steps γ decoder layers are drawn (rule: `sampling`) and only they, plus everything outside
+the decoder layers (embeddings, final norm, lm_head), are trained. ONE optimizer is built over all parameters
+at the start; the active set is controlled by requires_grad, and on each switch the leaving layers' gradients
+and optimizer state are freed (unless keep_state). With low_rank, the sampled layers' attn/mlp Linears get
+GaLore updates (that is OwLore). Ablations are configs of this one class, not new classes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import Field, create_model
+
+from owlore_bench import Method, MethodConfig, UserError, register_method
+from owlore_bench.galore_groups import galore_adamw, galore_param_groups
+from owlore_bench.layers import decoder_layers
+from owlore_bench.outliers import (calibration_text, calibration_windows, cached_outlier_ratios, read_ratio_file,
+                                   tokenizer_for)
+from owlore_bench.sampling import (OUTLIER_MODES, LayerSampler, inclusion_probabilities, layer_probabilities,
+                                   set_layers_trainable, switch_active_layers)
+
+SamplingMode = Literal["uniform", "outlier", "outlier_reverse", "increase", "decrease"]
+
+# field → (type, pydantic constraints, description); defaults are given per method by layer_sampling_config().
+_FIELDS: dict[str, tuple[Any, dict[str, Any], str]] = {
+    "gamma": (int, {"gt": 0}, "γ: decoder layers trained at a time"),
+    "interval": (int, {"gt": 0}, "K: steps between draws of the active layers (draws at steps 0, K, 2K, ...)"),
+    "sampling": (SamplingMode, {}, "layer probability rule: uniform, outlier (D_l / sum D), outlier_reverse, "
+                                   "increase (p ∝ l+1), decrease (p ∝ L-l)"),
+    "low_rank": (bool, {}, "GaLore updates on the sampled layers' attn/mlp Linears (False: plain AdamW)"),
+    "rank": (int, {"gt": 0}, "GaLore rank (clamped per matrix to min(m, n), with a warning)"),
+    "update_proj_gap": (int, {"gt": 0}, "GaLore: optimizer steps of a matrix between SVD refreshes"),
+    "scale": (float, {"gt": 0}, "GaLore scale: projected weights train at lr * scale"),
+    "proj_type": (Literal["std", "reverse_std", "right", "left", "full"], {}, "GaLore projection side"),
+    "keep_state": (bool, {}, "keep the optimizer state of layers that leave the active set (LMFlow's behaviour; "
+                             "memory grows with every layer ever sampled)"),
+    "outlier_threshold": (float, {"gt": 0}, "M: a score counts as an outlier above M x the layer's mean score"),
+    "outlier_ratios_file": (str | None, {}, "precomputed outlier ratios, one number (percent) per layer and line; "
+                                            "null = compute them from the model with the calibration settings"),
+    "calibration_file": (str | None, {}, "calibration text (.txt, or JSON records/strings); null = Python's "
+                                         "reference docs (pydoc_data), offline"),
+    "calibration_samples": (int, {"gt": 0}, "calibration sequences (official: 128 of C4)"),
+    "calibration_length": (int, {"gt": 0}, "tokens per calibration sequence (official: 2048)"),
+    "seed": (int | None, {}, "seed of the layer sampler; null = the run's train.seed"),
+}
+_SHARED_DEFAULTS = dict(low_rank=False, rank=256, update_proj_gap=100, scale=1.0, proj_type="std", keep_state=False,
+                        outlier_threshold=13.0, outlier_ratios_file=None, calibration_file=None,
+                        calibration_samples=32, calibration_length=256, seed=None)
+
+
+def layer_sampling_config(class_name: str, **defaults: Any) -> type[MethodConfig]:
+    """A config class with every layer-sampling field, each documented once (in _FIELDS), with these defaults."""
+    values = {**_SHARED_DEFAULTS, **defaults}
+    fields = {name: (kind, Field(values[name], description=text, **limits))
+              for name, (kind, limits, text) in _FIELDS.items()}
+    return create_model(class_name, __base__=MethodConfig, **fields)
+
+
+LisaConfig = layer_sampling_config("LisaConfig", gamma=2, interval=3, sampling="uniform")
+
+
+@register_method("lisa")
+class LayerSampling(Method):
+    """LISA: γ decoder layers (default 2, uniform) trained at a time, redrawn every K steps (default 3)."""
+
+    Config = LisaConfig
+
+    def __init__(self, config: MethodConfig | None = None):
+        super().__init__(config)
+        self.layers: torch.nn.ModuleList | None = None
+        self.sampler: LayerSampler | None = None
+        self.probabilities: np.ndarray | None = None
+        self.outlier_info: dict[str, Any] = {}
+
+    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+        self.layers = decoder_layers(model)
+        count = len(self.layers)
+        if self.config.gamma > count:
+            raise UserError(f"{self.name}.gamma: {self.config.gamma} is more than the model's {count} decoder layers")
+        ratios = self._outlier_ratios(model, count) if self.config.sampling in OUTLIER_MODES else None
+        self.probabilities = layer_probabilities(self.config.sampling, count, ratios)
+        possible = int((self.probabilities > 0).sum())
+        if self.config.gamma > possible:
+            raise UserError(f"{self.name}.gamma: {self.config.gamma} is more than the {possible} layers with non-zero "
+                            f"probability under sampling '{self.config.sampling}'; lower gamma or change sampling")
+        model.requires_grad_(True)  # always-trained parts stay trainable; layers wait for the first draw
+        set_layers_trainable(self.layers, [])
+        return model
+
+    def _outlier_ratios(self, model: torch.nn.Module, count: int) -> np.ndarray:
+        c = self.config
+        if c.outlier_ratios_file:
+            self.outlier_info = {"source": c.outlier_ratios_file}
+            ratios = read_ratio_file(c.outlier_ratios_file, count, field=f"{self.name}.outlier_ratios_file")
+        else:
+            windows = calibration_windows(calibration_text(c.calibration_file), tokenizer_for(model),
+                                          c.calibration_samples, c.calibration_length)
+            ratios, info = cached_outlier_ratios(model, windows, c.outlier_threshold)
+            self.outlier_info = {"source": c.calibration_file or "builtin:pydoc_data", **info}
+        self.outlier_info["outlier_ratio_percent"] = [float(r) for r in ratios]
+        return ratios
+
+    def build_optimizer(self, model, lr, weight_decay):
+        c = self.config
+        groups = galore_param_groups(model, rank=c.rank, update_proj_gap=c.update_proj_gap, scale=c.scale,
+                                     proj_type=c.proj_type, low_rank=c.low_rank, include_frozen=True)
+        if c.low_rank:
+            return galore_adamw(groups, lr=lr, weight_decay=weight_decay)
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
+
+    def _ensure_sampler(self) -> LayerSampler:
+        if self.sampler is None:
+            if self.layers is None:
+                raise RuntimeError(f"{self.name}: prepare(model) must run before training")
+            seed = self.config.seed if self.config.seed is not None else torch.initial_seed()  # = train.seed
+            self.sampler = LayerSampler(self.probabilities, self.config.gamma, self.config.interval, seed)
+        return self.sampler
+
+    def on_step_start(self, step, model, optimizer):
+        sampler = self._ensure_sampler()
+        if sampler.is_switch_step(step):
+            previous = sampler.active
+            switch_active_layers(self.layers, previous, sampler.draw(), optimizer, self.config.keep_state)
+        return {"active_layers": list(sampler.active)}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"sampler": self.sampler.state_dict() if self.sampler is not None else None}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("sampler") is None:
+            return
+        sampler = self._ensure_sampler()
+        sampler.load_state_dict(state["sampler"])
+        set_layers_trainable(self.layers, sampler.active or [])
+
+    def run_info(self) -> dict[str, Any]:
+        if self.probabilities is None:
+            return {}
+        small = len(self.probabilities) <= 40 and self.config.gamma <= 6  # exact DP cost ~ C(L, γ-1)·L
+        inclusion = inclusion_probabilities(self.probabilities, self.config.gamma) if small else None
+        return {"layer_probabilities": [float(p) for p in self.probabilities],
+                "inclusion_probabilities": None if inclusion is None else [float(p) for p in inclusion],
+                **({"outliers": self.outlier_info} if self.outlier_info else {})}

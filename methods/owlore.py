@@ -1,0 +1,29 @@
+"""OwLore: outlier-weighted layer sampling (p_l = D_l / Σ D) with GaLore on the sampled layers.
+
+Same machinery as LISA (methods/lisa.py) with OwLore's defaults: γ=5, K=50, outlier sampling, GaLore rank 256,
+update_proj_gap 100, scale 1.0, std; embeddings, final norm and lm_head always trained with plain Adam in the
+same optimizer. `owlore_fullrank` is the paper's "OwLore (full-rank)": outlier sampling with plain AdamW.
+"""
+
+from __future__ import annotations
+
+from methods.lisa import LayerSampling, layer_sampling_config
+from owlore_bench import register_method
+
+OwLoreConfig = layer_sampling_config("OwLoreConfig", gamma=5, interval=50, sampling="outlier", low_rank=True)
+OwLoreFullRankConfig = layer_sampling_config("OwLoreFullRankConfig", gamma=5, interval=50, sampling="outlier",
+                                             low_rank=False)
+
+
+@register_method("owlore")
+class OwLore(LayerSampling):
+    """OwLore: γ=5 layers drawn every 50 steps with p ∝ outlier ratio D_l, GaLore (rank 256) on their Linears."""
+
+    Config = OwLoreConfig
+
+
+@register_method("owlore_fullrank")
+class OwLoreFullRank(OwLore):
+    """OwLore (full-rank): outlier-weighted layer sampling (γ=5, K=50) with plain AdamW, no GaLore."""
+
+    Config = OwLoreFullRankConfig
