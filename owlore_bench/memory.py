@@ -10,9 +10,11 @@ on CPU the process peak RSS.
 from __future__ import annotations
 
 import contextlib
+import os
 import resource
 import sys
-from typing import Any, Iterator
+from pathlib import Path
+from typing import Any, Iterable, Iterator
 
 import torch
 
@@ -20,7 +22,9 @@ CATEGORIES = ("weights", "gradients", "optimizer", "activations")
 
 
 def storage_key(tensor: torch.Tensor) -> tuple[str, int]:
-    return (str(tensor.device), tensor.untyped_storage().data_ptr())
+    """Identity of the storage behind `tensor`. The StorageImpl address (`_cdata`), not data_ptr(): fake tensors
+    (the estimator's FakeTensorMode) all report data_ptr 0, and views share their base's StorageImpl."""
+    return (str(tensor.device), tensor.untyped_storage()._cdata)
 
 
 def _storage_bytes(tensors: Iterator[torch.Tensor]) -> int:
@@ -66,11 +70,27 @@ def peak_rss_bytes() -> int:
     return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
+def _tensors_in(values: Iterable[Any]) -> Iterator[torch.Tensor]:
+    for value in values:
+        if isinstance(value, torch.Tensor):
+            yield value
+        elif isinstance(value, (list, tuple)):
+            yield from _tensors_in(value)
+
+
+def _is_checkpointing(module: torch.nn.Module) -> bool:
+    """True for a layer that HF gradient checkpointing recomputes (GradientCheckpointingLayer with it switched on)."""
+    return getattr(module, "gradient_checkpointing", False) is True and module.training
+
+
 class ActivationCounter:
     """Counts bytes of tensors saved for backward inside `with counter:` via saved_tensors_hooks.
 
     Parameters and views of parameters are excluded (they are weights); storages are counted once. The tensor
     itself is returned unchanged by the pack hook, so autograd behaves exactly as without the counter.
+    Under gradient checkpointing the recomputed layers save nothing through the hooks, but checkpointing keeps
+    each such layer's inputs (its hidden states) alive until backward: those are counted too, through a
+    forward pre-hook on every layer whose `gradient_checkpointing` flag is on.
     """
 
     def __init__(self, model: torch.nn.Module):
@@ -78,42 +98,93 @@ class ActivationCounter:
         self.saved: dict[tuple[str, int], int] = {}
         self._parameter_storages: set[tuple[str, int]] = set()
         self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda tensor: tensor)
+        self._handles: list[Any] = []
 
-    def _pack(self, tensor: torch.Tensor) -> torch.Tensor:
+    def _count(self, tensor: torch.Tensor) -> None:
         if tensor.device.type != "meta":
             key = storage_key(tensor)
             if key not in self._parameter_storages:
                 self.saved.setdefault(key, tensor.untyped_storage().nbytes())
+
+    def _pack(self, tensor: torch.Tensor) -> torch.Tensor:
+        self._count(tensor)
         return tensor
+
+    def _count_checkpoint_inputs(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
+        if torch.is_grad_enabled() and _is_checkpointing(module):
+            for tensor in _tensors_in((*args, *kwargs.values())):
+                self._count(tensor)
 
     def __enter__(self) -> "ActivationCounter":
         self.saved = {}
         self._parameter_storages = {storage_key(p) for p in self.model.parameters() if p.device.type != "meta"}
+        self._handles = [module.register_forward_pre_hook(self._count_checkpoint_inputs, with_kwargs=True)
+                         for module in self.model.modules() if _is_checkpointing(module)]
         self._hooks.__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self._hooks.__exit__(*exc)
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
 
     @property
     def bytes(self) -> int:
         return sum(self.saved.values())
 
 
-class MemoryLedger:
-    """Per-step memory ledger used by the shared loop for every method. `enabled=False` makes it free."""
+SNAPSHOT_ENV = "OWLORE_BENCH_CUDA_SNAPSHOT"
+SNAPSHOT_STEPS = 2  # the first step allocates optimizer state, the second shows the steady state
 
-    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, enabled: bool = True):
+
+class CudaSnapshot:
+    """Records the CUDA allocator's history for the first SNAPSHOT_STEPS steps and dumps it to `path` (a pickle
+    for https://pytorch.org/memory_viz). Costs a stack trace per allocation while recording: off by default."""
+
+    def __init__(self, path: str | Path):
+        self.path, self.steps = Path(path), 0
+
+    def begin_step(self) -> None:
+        if self.steps == 0:
+            torch.cuda.memory._record_memory_history(max_entries=1_000_000)
+
+    def end_step(self) -> None:
+        self.steps += 1
+        if self.steps == SNAPSHOT_STEPS:
+            self.dump()
+
+    def dump(self) -> None:
+        """Write the snapshot (also after fewer steps, e.g. a run of one step or an OOM) and stop recording."""
+        if 0 < self.steps <= SNAPSHOT_STEPS and not self.path.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            torch.cuda.memory._dump_snapshot(str(self.path))
+            torch.cuda.memory._record_memory_history(enabled=None)
+
+
+class MemoryLedger:
+    """Per-step memory ledger used by the shared loop for every method. `enabled=False` makes it free.
+
+    `cuda_snapshot`: a file to write the CUDA allocator timeline of the first steps to (default: the path in
+    the environment variable OWLORE_BENCH_CUDA_SNAPSHOT, if set; ignored off CUDA).
+    """
+
+    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, enabled: bool = True,
+                 cuda_snapshot: str | Path | None = None):
         self.model, self.optimizer, self.enabled = model, optimizer, enabled
         self.cuda = enabled and next(model.parameters()).device.type == "cuda"
         self._step: dict[str, int] = {}
         self._counter = ActivationCounter(model)
+        snapshot_path = cuda_snapshot or os.environ.get(SNAPSHOT_ENV)
+        self.snapshot = CudaSnapshot(snapshot_path) if self.cuda and snapshot_path else None
         if self.cuda:
             torch.cuda.reset_peak_memory_stats()
 
     def begin_step(self) -> None:
         if self.enabled:
             self._step = {"activations": 0, "gradients": 0}
+            if self.snapshot:
+                self.snapshot.begin_step()
 
     @contextlib.contextmanager
     def forward(self) -> Iterator[None]:
@@ -140,6 +211,8 @@ class MemoryLedger:
             ledger["cuda_max_reserved"] = torch.cuda.max_memory_reserved()
             ledger["other"] = max(0, ledger["cuda_max_allocated"] - ledger["total"])
             torch.cuda.reset_peak_memory_stats()
+            if self.snapshot:
+                self.snapshot.end_step()
         else:
             ledger["rss"] = peak_rss_bytes()  # the process peak so far
         return {f"mem_{key}_bytes": value for key, value in ledger.items()}

@@ -1,0 +1,217 @@
+"""Analytic memory estimator: what a training step of a method needs, in bytes, without instantiating anything real.
+
+The architecture is built from its config.json under torch's FakeTensorMode (tensors with shapes, dtypes and
+storages but no data), then taken through exactly what the shared loop does for one step: method.prepare,
+gradient checkpointing, method.build_optimizer, method.on_step_start(0), one forward (with the measured
+profiler's ActivationCounter), backward and optimizer.step(). The SAME ledger functions the measured profiler
+uses (weight_bytes, gradient_bytes, optimizer_bytes) then read the fake tensors. No per-method formula: a new
+method in methods/ is estimated the moment it is registered. A LLaMA2-7B estimate takes seconds and < 2 GiB RAM.
+
+Assumptions (also in the README): every sequence is `seq_len` tokens long with no padding (packed data; no
+attention mask is materialised), labels on every token, one micro-batch per step, the memory of step 0 (for a
+layer-sampling method: the layers its sampler draws first with this seed). Temporaries of the backward pass and
+allocator overhead ("other" on CUDA) are not part of the ledger and not estimated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from owlore_bench.errors import UserError, did_you_mean
+from owlore_bench.memory import CATEGORIES, MemoryLedger
+from owlore_bench.registry import build_method
+
+ARCHITECTURES_DIR = Path(__file__).parent / "architectures"
+TEST_ARCHITECTURE = "tiny-llama"
+DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
+
+
+def builtin_architectures() -> list[str]:
+    """Names of the shipped architecture configs (plus the tiny test model)."""
+    return sorted(path.stem for path in ARCHITECTURES_DIR.glob("*.json")) + [TEST_ARCHITECTURE]
+
+
+def load_architecture(name: str):
+    """A transformers PretrainedConfig for a built-in name, a config.json file or a checkpoint folder."""
+    from transformers import AutoConfig
+
+    if name == TEST_ARCHITECTURE:
+        from owlore_bench.models import tiny_llama_config
+
+        return tiny_llama_config()
+    path = ARCHITECTURES_DIR / f"{name}.json" if "/" not in name and not name.endswith(".json") else Path(name)
+    if path.is_dir():
+        path = path / "config.json"
+    if not path.is_file():
+        known = builtin_architectures()
+        raise UserError(f"unknown architecture '{name}'.{did_you_mean(name, known)} Built-in: {', '.join(known)}; "
+                        f"or pass the path of a model's config.json (or of its checkpoint folder)")
+    try:
+        values = json.loads(path.read_text())
+        values = {key: value for key, value in values.items() if not key.startswith("_")}
+        return AutoConfig.for_model(**values)
+    except (ValueError, KeyError, TypeError) as error:
+        raise UserError(f"{path}: not a usable transformers config.json ({str(error).splitlines()[0]})") from None
+
+
+def check_shape(batch_size: int, seq_len: int) -> None:
+    """One clear line for a batch size or sequence length that is not a positive number of sequences/tokens."""
+    if batch_size <= 0:
+        raise UserError(f"--batch-size must be a positive number of sequences (got {batch_size})")
+    if seq_len <= 0:
+        raise UserError(f"--seq-len must be a positive number of tokens (got {seq_len})")
+
+
+@contextlib.contextmanager
+def _swappable_fake_parameters(fake_mode) -> Iterator[None]:
+    """Let Module.to()/.float() convert fake parameters (peft casts its adapters that way).
+
+    torch swaps a fake parameter for its converted copy with torch.utils.swap_tensors, which refuses a tensor
+    that has a weak reference; FakeTensorMode's converter memo holds one on every fake tensor it made. The memo
+    is only a cache of real→fake conversions, so it is emptied before each swap. Undone on exit.
+    """
+    original = torch.utils.swap_tensors
+
+    def swap_tensors(first, second):
+        fake_mode.fake_tensor_converter.meta_converter.tensor_memo.clear()
+        return original(first, second)
+
+    torch.utils.swap_tensors = swap_tensors
+    try:
+        yield
+    finally:
+        torch.utils.swap_tensors = original
+
+
+@contextlib.contextmanager
+def _unpacked_sequences() -> Iterator[None]:
+    """Tell transformers' mask builder that the fake batch holds one sequence per row (positions 0..S−1).
+
+    On a real unpadded batch it checks the position ids, finds no packed sequences and builds no mask (SDPA runs
+    with is_causal). On fake tensors it cannot read the positions, so it would materialise a B×S×S mask that a
+    real run never has (and that gradient checkpointing would keep alive). Undone on exit.
+    """
+    import transformers.masking_utils as masking_utils
+
+    original = masking_utils.find_packed_sequence_indices
+    masking_utils.find_packed_sequence_indices = lambda position_ids: None
+    try:
+        yield
+    finally:
+        masking_utils.find_packed_sequence_indices = original
+
+
+def _build_model(config, dtype: torch.dtype, device: torch.device | None = None) -> torch.nn.Module:
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    return model.to(device) if device is not None else model
+
+
+def _prepare(method_name: str, method_config: dict[str, Any], model: torch.nn.Module, grad_checkpointing: bool,
+             seed: int):
+    """method.prepare + checkpointing + optimizer, in the order training.train_run and loop.train use."""
+    method = build_method(method_name, method_config)
+    torch.manual_seed(seed)  # as training.train_run: adapter initialisation draws random numbers
+    model = method.prepare(model)
+    if grad_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+    model.train()
+    return method, model
+
+
+def estimate_memory(architecture: str, method_name: str, method_config: dict[str, Any] | None = None,
+                    batch_size: int = 16, seq_len: int = 512, dtype: str = "bf16", grad_checkpointing: bool = False,
+                    seed: int = 0) -> dict[str, int]:
+    """Estimated ledger of one training step, in bytes: weights, gradients, optimizer, activations, total.
+
+    Also `trainable_params` (count). Raises UserError for an unknown architecture, a bad shape or a method
+    config the method rejects.
+    """
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    check_shape(batch_size, seq_len)
+    config = load_architecture(architecture)
+    fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
+    with _swappable_fake_parameters(fake_mode), fake_mode:
+        model = _build_model(config, DTYPES[dtype])
+        method, model = _prepare(method_name, method_config or {}, model, grad_checkpointing, seed)
+        optimizer = method.build_optimizer(model, lr=1e-4, weight_decay=0.0)
+    # Outside the fake mode, as in the loop: a sampler's torch random draws must be real numbers, seeded alike.
+    torch.manual_seed(seed)
+    method.on_step_start(0, model, optimizer)
+    with fake_mode:
+        ledger = MemoryLedger(model, optimizer, enabled=True)
+        ledger.begin_step()
+        input_ids = torch.randint(0, config.vocab_size, (batch_size, seq_len))
+        with ledger.forward(), _unpacked_sequences():
+            # attention_mask=None: a mask of ones cannot be seen to be all ones on fake data, so it would be
+            # materialised; a real unpadded batch skips it, and so does this.
+            loss = model(input_ids=input_ids, labels=input_ids).loss
+        loss.backward()
+        ledger.after_backward()
+        optimizer.step()
+        row = ledger.end_step()
+    estimate = {category: row[f"mem_{category}_bytes"] for category in (*CATEGORIES, "total")}
+    estimate["trainable_params"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return estimate
+
+
+class SyntheticBatches:
+    """Unpadded random token batches of exactly `seq_len` tokens, labels = inputs (the estimator's assumption).
+
+    Batch k is a pure function of (seed, k), like TrainingData.batch, which the loop calls the same way.
+    """
+
+    def __init__(self, vocab_size: int, seq_len: int, seed: int = 0):
+        self.vocab_size, self.seq_len, self.seed = vocab_size, seq_len, seed
+
+    def batch(self, index: int, batch_size: int) -> dict[str, torch.Tensor]:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
+        input_ids = torch.randint(0, self.vocab_size, (batch_size, self.seq_len), generator=generator)
+        return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids), "labels": input_ids.clone()}
+
+
+def measure_memory(architecture: str, method_name: str, method_config: dict[str, Any] | None = None,
+                   batch_size: int = 16, seq_len: int = 512, dtype: str = "bf16", grad_checkpointing: bool = False,
+                   seed: int = 0, steps: int = 3, device: str = "auto") -> dict[str, Any]:
+    """Run `steps` real training steps of the architecture (random weights: memory does not depend on their
+    values) through the shared loop with the measured profiler; returns the loop's summary (status, peak_mem_*).
+    """
+    from owlore_bench.config import TrainConfig
+    from owlore_bench.loop import train
+    from owlore_bench.models import resolve_device
+
+    check_shape(batch_size, seq_len)
+    config = load_architecture(architecture)
+    target = resolve_device(device)
+    torch.manual_seed(seed)
+    model = _build_model(config, DTYPES[dtype], target)
+    method, model = _prepare(method_name, method_config or {}, model, grad_checkpointing=False, seed=seed)
+    cfg = TrainConfig(steps=steps, batch_size=batch_size, max_length=max(2, seq_len), dtype=dtype,
+                      device=target.type, grad_checkpointing=grad_checkpointing, seed=seed, progress=False,
+                      schedule="constant")
+    with tempfile.TemporaryDirectory(prefix="owlore-measure-") as out_dir:
+        summary = train(model, method, SyntheticBatches(config.vocab_size, seq_len, seed), cfg, out_dir)
+    del model, method
+    with contextlib.suppress(Exception):
+        torch.cuda.empty_cache()
+    return summary
+
+
+def measured_ledger(summary: dict[str, Any]) -> dict[str, int]:
+    """The measured peaks of a loop summary under the estimator's category names (bytes)."""
+    return {key[len("peak_mem_"):-len("_bytes")]: value for key, value in summary.items()
+            if key.startswith("peak_mem_") and key.endswith("_bytes")}
+
+
+def relative_error(estimate: int, measured: int) -> float | None:
+    """(estimate − measured) / measured; None where nothing was measured (0 bytes)."""
+    return (estimate - measured) / measured if measured else None
