@@ -43,7 +43,8 @@ class TrainConfig(StrictModel):
 class DataConfig(StrictModel):
     """Instruction data in the LLM-Adapters / Alpaca format: a JSON array of {instruction, input, output}."""
 
-    path: str = Field(description="JSON file of {instruction, input, output} records")
+    path: str = Field(description="JSON file of {instruction, input, output} records, or 'bigbench:default' "
+                                  "(the embedded BIG-bench tasks' train split)")
     template: Literal["alpaca", "plain"] = Field(
         "alpaca", description="alpaca: the LLM-Adapters prompt; plain: instruction (+ newline + input) then output"
     )

@@ -39,9 +39,19 @@ def render_prompt(record: dict[str, str], template: str) -> str:
     raise UserError(f"data.template: unknown template '{template}'; use 'alpaca' or 'plain'")
 
 
+def resolve_data_path(path: str | Path) -> Path:
+    """A data file path; `bigbench:default` or `bigbench:task_a,task_b` names the cached BIG-bench train split."""
+    if str(path).startswith("bigbench:"):
+        from owlore_bench import bigbench
+
+        names = str(path).split(":", 1)[1]
+        return bigbench.training_file(None if names in ("", "default") else names.split(","))
+    return Path(path)
+
+
 def read_records(path: str | Path, limit: int | None = None) -> list[dict[str, str]]:
     """Validated records of a JSON array file; one clear error naming the file and the bad record."""
-    path = Path(path)
+    path = resolve_data_path(path)
     if not path.is_file():
         raise UserError(f"data file not found: {path}")
     try:
@@ -89,15 +99,20 @@ class TrainingData:
         self._orders: dict[int, np.ndarray] = {}
 
     @classmethod
-    def from_file(cls, path: str | Path, tokenizer: Any, max_length: int, template: str = "alpaca",
-                  limit: int | None = None, seed: int = 0) -> "TrainingData":
-        examples = [tokenize_record(r, tokenizer, template, max_length) for r in read_records(path, limit)]
+    def from_records(cls, records: list[dict[str, str]], tokenizer: Any, max_length: int, template: str = "alpaca",
+                     seed: int = 0, source: str = "the data") -> "TrainingData":
+        examples = [tokenize_record(r, tokenizer, template, max_length) for r in records]
         # A prompt longer than max_length leaves no response token to learn from: skip it (counted, not silent).
         kept = [e for e in examples if any(label != IGNORE_INDEX for label in e.labels)]
         if len(kept) < len(examples):
-            print(f"owlore-bench: {len(examples) - len(kept)} of {len(examples)} records in {path} have no "
+            print(f"owlore-bench: {len(examples) - len(kept)} of {len(examples)} records in {source} have no "
                   f"response token within max_length={max_length} and are skipped")
         return cls(kept, tokenizer.pad_token_id, seed)
+
+    @classmethod
+    def from_file(cls, path: str | Path, tokenizer: Any, max_length: int, template: str = "alpaca",
+                  limit: int | None = None, seed: int = 0) -> "TrainingData":
+        return cls.from_records(read_records(path, limit), tokenizer, max_length, template, seed, source=str(path))
 
     def __len__(self) -> int:
         return len(self.examples)

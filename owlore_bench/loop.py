@@ -40,6 +40,11 @@ def lr_lambda(cfg: TrainConfig):
     return multiplier
 
 
+def seed_everything(seed: int) -> None:
+    """Seed torch (CPU and CUDA). Call before method.prepare: adapter initialisation draws random numbers."""
+    torch.manual_seed(seed)
+
+
 def is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, torch.cuda.OutOfMemoryError) or (
         isinstance(error, RuntimeError) and ("out of memory" in str(error) or "can't allocate memory" in str(error))
@@ -67,7 +72,7 @@ def train(model: torch.nn.Module, method: Method, data: TrainingData, cfg: Train
     start_step, elapsed_s = load_checkpoint(out_dir / "checkpoint", model=model, optimizer=optimizer,
                                             scheduler=scheduler, method=method)
     if start_step == 0:
-        torch.manual_seed(cfg.seed)
+        seed_everything(cfg.seed)
     metrics = MetricsLog(out_dir / "metrics.jsonl", resume_step=start_step)
     ledger = MemoryLedger(model, optimizer, enabled=cfg.memory_profile)
     params = [p for group in optimizer.param_groups for p in group["params"]]

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from owlore_bench.config import RunConfig, dump_json
-from owlore_bench.data import TrainingData
+from owlore_bench.data import TrainingData, read_records
 from owlore_bench.errors import UserError
-from owlore_bench.loop import train
+from owlore_bench.loop import seed_everything, train
 from owlore_bench.models import load_model
 from owlore_bench.registry import build_method
 from owlore_bench.results import provenance, read_json, write_json_atomic
@@ -48,9 +48,11 @@ def train_run(cfg: RunConfig, out_dir: str | Path) -> tuple[dict[str, Any], Any,
     started = time.time()
     write_json_atomic(out_dir / "config.json", dump_json(cfg))
     method = build_method(cfg.method, cfg.method_config)
+    records = read_records(cfg.data.path, cfg.data.limit)  # bad data fails before the model loads
     model, tokenizer = load_model(cfg.model, dtype=cfg.train.dtype, device=cfg.train.device)
-    data = TrainingData.from_file(cfg.data.path, tokenizer, cfg.train.max_length, cfg.data.template,
-                                  cfg.data.limit, seed=cfg.train.seed)
+    data = TrainingData.from_records(records, tokenizer, cfg.train.max_length, cfg.data.template,
+                                     seed=cfg.train.seed, source=cfg.data.path)
+    seed_everything(cfg.train.seed)
     model = method.prepare(model)
     result = train(model, method, data, cfg.train, out_dir)
     if cfg.save_model and result["status"] == "ok":

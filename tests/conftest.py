@@ -1,0 +1,47 @@
+"""Shared test fixtures: tiny data files, the shared benchmark data folder, a CLI runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("OWLORE_BENCH_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+# Eight short instruction records: a tiny model can memorise them in a few dozen steps.
+TINY_RECORDS = [
+    {"instruction": f"Say the word number {i}.", "input": "", "output": word}
+    for i, word in enumerate(["apple", "river", "stone", "cloud", "maple", "tiger", "lemon", "piano"])
+]
+
+
+@pytest.fixture
+def tiny_data(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(TINY_RECORDS))
+    return path
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"benchmark data folder {SHARED_DATA} is absent (set OWLORE_BENCH_DATA to its location)")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def isolated_cache(tmp_path: Path, monkeypatch) -> Path:
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("OWLORE_BENCH_CACHE", str(cache))
+    return cache
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run `owlore-bench ARGS` in a subprocess (the real entry point, as a user would)."""
+    return subprocess.run([sys.executable, "-m", "owlore_bench.cli", *args], capture_output=True, text=True,
+                          cwd=cwd or REPO_ROOT, timeout=timeout, env={**os.environ, **(env or {})})
