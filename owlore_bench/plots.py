@@ -31,7 +31,7 @@ def _save(figure: Figure, path: Path) -> Path:
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
     os.close(handle)
     FigureCanvasAgg(figure)
-    figure.savefig(temp, dpi=DPI, format="png")
+    figure.savefig(temp, dpi=DPI, format="png", bbox_inches="tight")  # keeps legends placed outside
     os.replace(temp, path)
     return path
 
@@ -159,27 +159,38 @@ def plot_pareto(table: pd.DataFrame, path: Path) -> Path | None:
     return _save(figure, path)
 
 
+def outlier_ratios(method_info: dict | None) -> list[float]:
+    """Layer outlier ratios (percent) from summary.json's method_info: 'outlier_ratios', or the layer-sampling
+    methods' 'outliers': {'outlier_ratio_percent': [...]}; [] when the run has none."""
+    info = method_info or {}
+    nested = info.get("outliers") if isinstance(info.get("outliers"), dict) else {}
+    return list(info.get("outlier_ratios") or nested.get("outlier_ratio_percent") or nested.get("outlier_ratios")
+                or [])
+
+
 def plot_outlier_ratios(name: str, runs: list[Run], path: Path) -> Path | None:
-    """Bars: layerwise outlier ratio (percent); line: sampling probability per layer (first seed that has them)."""
-    info = next((run.summary.get("method_info") or {} for run in runs
-                 if (run.summary.get("method_info") or {}).get("outlier_ratios")), None)
+    """Bars: layerwise outlier ratio (percent); lines: the per-draw sampling probability p_l and, when stored,
+    each layer's inclusion probability per resampling (first seed that has them)."""
+    info = next((run.summary.get("method_info") for run in runs if outlier_ratios(run.summary.get("method_info"))),
+                None)
     if info is None:
         return None
-    ratios = info["outlier_ratios"]
+    ratios = outlier_ratios(info)
     figure = Figure(figsize=(max(6, 0.25 * len(ratios) + 2), 4))
     axes = figure.add_subplot()
-    bars = axes.bar(range(len(ratios)), ratios, color="tab:blue", label="outlier ratio")
+    handles = [axes.bar(range(len(ratios)), ratios, color="tab:blue", label="outlier ratio (%)")]
     axes.set(xlabel="layer", ylabel="outlier ratio (%)", title=f"{name}: layer outlier ratios and sampling "
                                                                  f"probabilities")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    handles = [bars]
-    if info.get("layer_probabilities"):
+    lines = {"layer_probabilities": ("sampling probability p", "tab:orange"),
+             "inclusion_probabilities": ("inclusion probability", "tab:green")}
+    if any(info.get(key) for key in lines):
         twin = axes.twinx()
-        handles += twin.plot(range(len(info["layer_probabilities"])), info["layer_probabilities"], "o-",
-                             color="tab:orange", markersize=3, label="sampling probability")
-        twin.set_ylabel("sampling probability")
-        twin.set_ylim(bottom=0)
-    axes.legend(handles=handles, loc="upper right", fontsize="small")
+        for key, (label, color) in lines.items():
+            if info.get(key):
+                handles += twin.plot(range(len(info[key])), info[key], "o-", color=color, markersize=3, label=label)
+        twin.set(ylabel="probability", ylim=(0, None))
+    axes.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=3, fontsize="small")
     figure.tight_layout()
     return _save(figure, path)
 
@@ -204,7 +215,7 @@ def active_layer_matrix(runs: list[Run], layers: int = 0) -> tuple[np.ndarray, l
 
 def plot_active_layers(name: str, runs: list[Run], path: Path) -> Path | None:
     """Heatmap layer × step of which layers were trained (fraction of seeds; 1 = active in every seed)."""
-    ratios = next(((run.summary.get("method_info") or {}).get("outlier_ratios") or [] for run in runs), [])
+    ratios = next((outlier_ratios(run.summary.get("method_info")) for run in runs), [])
     matrix = active_layer_matrix(runs, len(ratios))
     if matrix is None:
         return None

@@ -102,17 +102,23 @@ def _method_order(experiment: dict[str, Any]) -> list[str]:
     return order
 
 
-def _seed_of(run_dir: Path) -> int:
+def _read(path: Path) -> Any:
+    """A stored JSON file; a file that is not JSON (edited by hand?) is a UserError naming it."""
     try:
-        return int(run_dir.name.removeprefix("seed-"))
-    except ValueError:
-        return -1
+        return read_json(path)
+    except ValueError as error:
+        raise UserError(f"{path}: not valid JSON ({error}); restore it or delete its run folder and rerun") from None
+
+
+def _seed_of(run_dir: Path) -> int:
+    number = run_dir.name.removeprefix("seed-")
+    return int(number) if number.isdigit() else -1
 
 
 def _load_experiment(directory: Path) -> tuple[str, dict[str, Any], list[Run], list[Path]]:
     """(name, experiment.json, finished runs, incomplete run folders) of one experiment folder."""
     experiment_file = directory / "experiment.json"
-    experiment = read_json(experiment_file) if experiment_file.is_file() else {}
+    experiment = _read(experiment_file) if experiment_file.is_file() else {}
     name = str(experiment.get("name") or directory.resolve().name)
     runs, skipped = [], []
     for run_dir in sorted(directory.glob("*/seed-*"), key=lambda p: (p.parent.name, _seed_of(p))):
@@ -120,8 +126,8 @@ def _load_experiment(directory: Path) -> tuple[str, dict[str, Any], list[Run], l
             skipped.append(run_dir)
             continue
         eval_file = run_dir / "eval.json"
-        eval_rows = read_json(eval_file).get("rows", []) if eval_file.is_file() else []
-        runs.append(Run(name, run_dir.parent.name, _seed_of(run_dir), run_dir, read_json(run_dir / "summary.json"),
+        eval_rows = _read(eval_file).get("rows", []) if eval_file.is_file() else []
+        runs.append(Run(name, run_dir.parent.name, _seed_of(run_dir), run_dir, _read(run_dir / "summary.json"),
                         eval_rows))
     return name, experiment, runs, skipped
 
@@ -151,12 +157,11 @@ def load_results(dirs: Iterable[str | Path]) -> Results:
             order = _method_order(experiment)
             loaded += [(run, _row_key(run, len(experiments), order)) for run in runs]
             skipped += incomplete
-    experiments_of_label = defaultdict(set)
-    for run, _ in loaded:
-        experiments_of_label[run.label].add(run.experiment)
+    experiments_of = {run.label: {other.experiment for other, _ in loaded if other.label == run.label}
+                      for run, _ in loaded}
     rows: dict[str, list[Run]] = {}
     for run, _ in sorted(loaded, key=lambda item: item[1]):
-        name = run.label if len(experiments_of_label[run.label]) == 1 else f"{run.experiment}/{run.label}"
+        name = run.label if len(experiments_of[run.label]) == 1 else f"{run.experiment}/{run.label}"
         rows.setdefault(name, []).append(run)
     return Results(rows, skipped, experiments)
 
@@ -198,9 +203,7 @@ def _shown_tasks(first_row: dict[str, dict[str, Any]], results: Results, tasks: 
     if listed:
         return listed, groups
     plain = [task for task in first_row if task not in groups]
-    if len(plain) > MAX_TASK_COLUMNS and groups:
-        return [], groups
-    return plain, groups
+    return ([], groups) if len(plain) > MAX_TASK_COLUMNS and groups else (plain, groups)
 
 
 def task_columns(results: Results, metric: str, tasks: list[str] | None = None) -> dict[str, dict[str, Any]]:
@@ -217,6 +220,8 @@ def task_columns(results: Results, metric: str, tasks: list[str] | None = None) 
         for task, names in per_task.items():
             metrics_seen[task].append(names)
     plain, groups = _shown_tasks(first_row, results, tasks)
+    if not plain:  # only group columns shown (MMLU): they are the tasks that Avg averages
+        plain, groups = groups, []
     columns = {}
     for task in plain + groups:
         common = set.intersection(*metrics_seen[task])
@@ -333,19 +338,17 @@ def default_metric(results: Results) -> str:
 
 @dataclass(frozen=True)
 class _Style:
-    """How one output format writes bold, ±, Δ and plain text."""
+    """How one output format writes bold (a format string with {}) and escapes plain text."""
 
-    bold: str  # format string with {}
-    plus_minus: str
-    delta: str
-    escape: Any = staticmethod(lambda text: text)
+    bold: str
+    escape: Any = str
 
 
 _LATEX_SPECIALS = {"\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$",
-                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-MARKDOWN = _Style(bold="**{}**", plus_minus="±", delta="Δ")
-LATEX = _Style(bold=r"\textbf{{{}}}", plus_minus=r"$\pm$", delta=r"$\Delta$",
-               escape=lambda text: "".join(_LATEX_SPECIALS.get(char, char) for char in str(text)))
+                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$",
+                   "Δ": r"$\Delta$"}
+MARKDOWN = _Style(bold="**{}**")
+LATEX = _Style(bold=r"\textbf{{{}}}", escape=lambda text: "".join(_LATEX_SPECIALS.get(c, c) for c in str(text)))
 
 
 def _columns(table: pd.DataFrame) -> dict[str, tuple[str, str, str | None]]:
@@ -355,14 +358,17 @@ def _columns(table: pd.DataFrame) -> dict[str, tuple[str, str, str | None]]:
         columns[AVG] = (AVG, "pct", "higher")
     columns.update(EXTRA_COLUMNS)
     if (DELTA, "mean") in table.columns:
-        columns[DELTA] = ("Avg vs full FT", "delta", None)  # the style puts its Δ in front
+        columns[DELTA] = ("Δ Avg vs full FT", "delta", None)
     return columns
 
 
-def _number(value: float, kind: str) -> str:
-    """A mean or std in display units: percent 1 decimal, GiB 2 decimals, counts compact, tokens/s whole."""
+def _number(value: float, kind: str, scale: float | None = None) -> str:
+    """A mean or std in display units: percent 1 decimal, GiB 2 decimals (3 significant digits below 0.1 GiB,
+    decided by `scale`, the row's mean, so a std matches its mean), counts compact, tokens/s whole."""
     if kind == "gib":
-        return f"{value / GIB:.2f}"
+        scale = abs(value if scale is None else scale) / GIB
+        decimals = 2 if scale >= 0.1 or scale == 0 else 2 - math.floor(math.log10(scale))
+        return f"{value / GIB:.{decimals}f}"
     if kind == "count":
         for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
             if abs(value) >= size:
@@ -387,13 +393,13 @@ def _best_names(table: pd.DataFrame, key: str, kind: str, better: str | None) ->
     return set(shown.index[shown == best])
 
 
-def _cell(row: pd.Series, key: str, kind: str, style: _Style) -> str:
+def _cell(row: pd.Series, key: str, kind: str) -> str:
     mean, std, n = row[(key, "mean")], row[(key, "std")], int(row[(key, "n")])
     if n == 0 or math.isnan(mean):
         return "—"
     text = _number(mean, kind)
     if n > 1 and not math.isnan(std) and kind not in ("delta", "count"):  # counts do not vary with the seed
-        text += f" {style.plus_minus} {_number(std, kind)} ({n})"
+        text += f" ± {_number(std, kind, scale=mean)} ({n})"
     return text
 
 
@@ -408,13 +414,13 @@ def display_frame(table: pd.DataFrame, style: _Style = MARKDOWN) -> pd.DataFrame
         status, none_ok = row[("status", "")], row[("ok_runs", "")] == 0
         line = {"Method": style.escape(name if status == "ok" or none_ok else f"{name} ({status})")}
         for key, (title, kind, _) in columns.items():
-            header = f"{style.delta} {style.escape(title)}" if key == DELTA else style.escape(title)
+            header = style.escape(title)
             if none_ok:
                 line[header] = style.escape(status)
             elif key == DELTA and name in references:
                 line[header] = "ref"
             else:
-                text = _cell(row, key, kind, style)
+                text = style.escape(_cell(row, key, kind))
                 line[header] = style.bold.format(text) if name in best[key] else text
         lines.append(line)
     return pd.DataFrame(lines)
@@ -454,8 +460,7 @@ def render_markdown(table: pd.DataFrame) -> str:
 def render_latex(table: pd.DataFrame) -> str:
     """A booktabs LaTeX table with the caption (needs \\usepackage{booktabs})."""
     frame = display_frame(table, LATEX)
-    return frame.to_latex(index=False, escape=False, caption=LATEX.escape(caption(table)).replace("±", r"$\pm$")
-                          .replace("Δ", r"$\Delta$"), label="tab:owlore-bench",
+    return frame.to_latex(index=False, escape=False, caption=LATEX.escape(caption(table)), label="tab:owlore-bench",
                           column_format="l" + "r" * (len(frame.columns) - 1))
 
 

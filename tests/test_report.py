@@ -198,6 +198,12 @@ def test_merge_two_experiments_prefixes_clashing_labels(tmp_path: Path):
     assert list(build_table([tmp_path]).index) == list(table.index)  # a folder of experiments
 
 
+def test_without_experiment_json_other_rows_are_alphabetical(tmp_path: Path):
+    for label in ("zeta", "alpha", "full_ft", "base"):
+        write_run(tmp_path / "loose", label, 0, SEEDS["full_ft"][1])
+    assert list(build_table([tmp_path / "loose"]).index) == ["base", "full_ft", "alpha", "zeta"]
+
+
 def test_incomplete_runs_are_skipped_and_counted(experiment: Path):
     (experiment / "lora" / "seed-3").mkdir()
     (experiment / "lora" / "seed-3" / "metrics.jsonl").write_text('{"step": 0, "loss": 2.0}\n')
@@ -205,6 +211,17 @@ def test_incomplete_runs_are_skipped_and_counted(experiment: Path):
     assert table.loc["lora", ("runs", "")] == 2
     assert len(table.attrs["skipped"]) == 1
     assert "1 incomplete run(s)" in render_markdown(table)
+
+
+def test_merging_without_out_and_broken_json_are_one_line_errors(experiment: Path, tmp_path: Path, capsys):
+    from owlore_bench.cli import main
+
+    assert main(["report", str(experiment), str(experiment), "--no-plots"]) == 2
+    assert "--out: required" in capsys.readouterr().err
+    (experiment / "lora" / "seed-1" / "summary.json").write_text('{"method": "lo')
+    assert main(["report", str(experiment), "--no-plots", "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "summary.json: not valid JSON" in error
 
 
 def test_folder_without_runs_is_a_user_error(tmp_path: Path):
@@ -260,3 +277,45 @@ def test_cli_writes_tables_and_plots_and_rejects_empty_dirs(experiment: Path, tm
                           text=True, cwd=REPO_ROOT, env=env, timeout=120)
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1 and "no runs" in done.stderr and "Traceback" not in done.stderr
+
+
+def write_eval(experiment_dir: Path, label: str, seed: int, scores: dict[str, float],
+               groups: dict[str, list[str]] | None = None) -> None:
+    """A finished run whose eval.json holds one acc row per task; `groups`: group row → its member tasks."""
+    run_dir = write_run(experiment_dir, label, seed, SEEDS["full_ft"][1], method=label)
+    rows = [{"task": task, "metric": "acc", "value": value, "stderr": None, "n": 10, "num_fewshot": 5,
+             **({"members": (groups or {})[task]} if task in (groups or {}) else {})}
+            for task, value in scores.items()]
+    _write(run_dir / "eval.json", {"rows": rows})
+
+
+def test_many_subtasks_fold_into_their_group_and_tasks_flag_picks_columns(tmp_path: Path):
+    subjects = {f"mmlu_subject_{i:02d}": 0.2 + 0.01 * i for i in range(20)}
+    directory = tmp_path / "mmlu"
+    write_eval(directory, "full_ft", 1, {**subjects, "mmlu": 0.4, "boolq": 0.7}, groups={"mmlu": list(subjects)})
+    table = build_table([directory])
+    assert list(table.attrs["tasks"]) == ["mmlu"]  # 21 plain tasks > 12: only the group column
+    assert table.loc["full_ft", ("Avg", "mean")] == pytest.approx(40.0)  # ... and it is what Avg averages
+    assert len(table.attrs["hidden_tasks"]) == 21 and "21 stored task row(s) not shown" in render_markdown(table)
+    picked = build_table([directory], tasks=["boolq", "mmlu"])
+    assert list(picked.attrs["tasks"]) == ["boolq", "mmlu"]
+    assert picked.loc["full_ft", ("Avg", "mean")] == pytest.approx(70.0)  # the group stays out of Avg
+    with pytest.raises(UserError, match="Did you mean 'boolq'"):
+        build_table([directory], tasks=["boolqq"])
+
+
+def test_experiment_task_list_chooses_the_columns(tmp_path: Path):
+    directory = tmp_path / "bb"
+    _write(directory / "experiment.json", {"name": "bb", "tasks": ["bb_navigate", "bb_winowhy"]})
+    write_eval(directory, "full_ft", 1, {"bb_navigate": 0.5, "bb_winowhy": 0.6, "bb_extra": 0.1})
+    table = build_table([directory])
+    assert list(table.attrs["tasks"]) == ["bb_navigate", "bb_winowhy"]
+    assert table.loc["full_ft", ("Avg", "mean")] == pytest.approx(55.0)
+
+
+def test_outlier_ratios_in_either_stored_form():
+    from owlore_bench.plots import outlier_ratios
+
+    assert outlier_ratios({"outlier_ratios": [1.0, 2.0]}) == [1.0, 2.0]
+    assert outlier_ratios({"outliers": {"outlier_ratio_percent": [3.0]}, "layer_probabilities": [1.0]}) == [3.0]
+    assert outlier_ratios({"layer_probabilities": [0.5, 0.5]}) == []  # LISA: probabilities, no ratios
