@@ -26,23 +26,25 @@ def check_out_dir(cfg: RunConfig, out_dir: Path, force: bool = False) -> None:
     if force or not existing.is_file():
         return
     old, new = read_json(existing), dump_json(cfg)
-    differing = sorted(_differing_keys(old, new))
+    differing = sorted(differing_keys(old, new))
     if differing:
         raise UserError(f"{out_dir} holds a run with a different config (fields: {', '.join(differing)}); "
                         f"choose another --out or pass --force to overwrite it")
 
 
-def _differing_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+def differing_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
     if isinstance(old, dict) and isinstance(new, dict):
         keys = set(old) | set(new)
-        return [k for key in keys for k in _differing_keys(old.get(key), new.get(key), f"{prefix}{key}.")]
+        return [k for key in keys for k in differing_keys(old.get(key), new.get(key), f"{prefix}{key}.")]
     return [] if old == new else [prefix.rstrip(".")]
 
 
-def train_run(cfg: RunConfig, out_dir: str | Path) -> tuple[dict[str, Any], Any, Any, Any]:
+def train_run(cfg: RunConfig, out_dir: str | Path, write_summary: bool = True) -> tuple[dict[str, Any], Any, Any, Any]:
     """Train one run into `out_dir`; resumes from its checkpoint if one is there.
 
-    Returns (summary, model, tokenizer, method) so a caller can evaluate the model in memory.
+    Returns (summary, model, tokenizer, method) so a caller can evaluate the model in memory. A caller that has
+    more to do before the run counts as complete (the sweep runner evaluates first) passes write_summary=False
+    and calls finish_run itself.
     """
     out_dir = Path(out_dir)
     started = time.time()
@@ -59,13 +61,18 @@ def train_run(cfg: RunConfig, out_dir: str | Path) -> tuple[dict[str, Any], Any,
         method.save_trained(model, tokenizer, out_dir / "model")
     summary = {"method": cfg.method, "model": cfg.model, **result, "method_info": method.run_info(),
                "examples": len(data), "run_wall_s": time.time() - started, **provenance()}
-    write_json_atomic(out_dir / "summary.json", summary)
-    if result["status"] != "failed":  # a failed run keeps its checkpoint so a rerun can resume after a fix
-        _remove_checkpoint(out_dir)
+    if write_summary:
+        finish_run(out_dir, summary)
     return summary, model, tokenizer, method
 
 
-def _remove_checkpoint(out_dir: Path) -> None:
-    """A finished run needs no checkpoint: its summary.json marks it complete."""
+def finish_run(out_dir: Path, summary: dict[str, Any]) -> None:
+    """Mark a run complete: write summary.json atomically, then drop the checkpoint it no longer needs.
+
+    A failed run keeps its checkpoint so a rerun after a fix can resume.
+    """
+    write_json_atomic(Path(out_dir) / "summary.json", summary)
+    if summary["status"] == "failed":
+        return
     for suffix in ("", ".old", ".saving"):
         shutil.rmtree(out_dir / f"checkpoint{suffix}", ignore_errors=True)

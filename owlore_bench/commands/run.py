@@ -1,0 +1,56 @@
+"""`owlore-bench run CONFIG.yaml`: the whole comparison — train every method × seed, evaluate, tabulate, plot."""
+
+from __future__ import annotations
+
+from owlore_bench.experiment import load_experiment, parse_only, plan
+from owlore_bench.runner import claim_out_dir, dry_run_plan, run_units
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("run", help="run an experiment config: train, evaluate, tabulate, plot (resumable)")
+    parser.add_argument("config", help="experiment YAML, e.g. configs/quickstart.yaml")
+    parser.add_argument("--only", help="run just these units, e.g. method=owlore,seed=1 (for external schedulers)")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan and estimated memory; train nothing")
+    parser.add_argument("--force", action="store_true",
+                        help="reuse an output folder that holds another config: runs whose config still matches "
+                             "are kept, the others are rerun")
+    parser.add_argument("--no-plots", action="store_true", help="write tables only")
+    parser.set_defaults(run=run)
+
+
+def run(args) -> int:
+    experiment = load_experiment(args.config)
+    units = plan(experiment, parse_only(args.only))  # validates every method entry before anything runs
+    if args.dry_run:
+        print_plan(experiment, units)
+        return 0
+    from owlore_bench.evaluate import check_tasks
+
+    check_tasks(experiment.eval.tasks)
+    claim_out_dir(experiment, force=args.force)
+    summaries = run_units(experiment, units)
+    from owlore_bench.commands.report import make_report
+    from owlore_bench.report import render_markdown
+
+    table, paths = make_report([experiment.out_dir], experiment.out_dir, plots=not args.no_plots)
+    print(render_markdown(table))
+    print(f"results and {len(paths)} table/plot files in {experiment.out_dir}")
+    failed = [f"{s['label']} seed {s.get('seed', 0)}: {s['status']}" for s in summaries if s["status"] != "ok"]
+    if failed:
+        print("not ok: " + "; ".join(failed))
+    return 0 if not failed else 1
+
+
+def print_plan(experiment, units) -> None:
+    rows = dry_run_plan(experiment, units)
+    print(f"experiment '{experiment.name}': {len(rows)} runs -> {experiment.out_dir}")
+    print(f"model {experiment.model}; data {experiment.data.path}; eval {', '.join(experiment.eval.tasks)} "
+          f"(shots {experiment.eval.num_fewshot}, limit {experiment.eval.limit})")
+    for row in rows:
+        if "estimated_total_bytes" in row:
+            memory = f"est. {row['estimated_total_bytes'] / 2**30:6.2f} GiB ({row['estimate_dtype']}), " \
+                     f"{row['trainable_params']:,} trainable"
+        else:
+            memory = row.get("estimate_error", "evaluation only")
+        done = "done" if row["complete"] else "todo"
+        print(f"  {row['label']:<20} seed {row['seed']:<3} {done}  {memory}")

@@ -1,0 +1,128 @@
+"""Experiment configs: one model, one training set, several methods × seeds, one evaluation — and its plan.
+
+An experiment expands into independent units, one per (label, seed), each a full RunConfig, written to
+<out>/<label>/seed-<s>/. The base model (no fine-tuning) is one more unit, label `base`, seed 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, StrictInt, field_validator
+
+from owlore_bench.config import DataConfig, RunConfig, StrictModel, TrainConfig, parse, read_yaml
+from owlore_bench.errors import UserError
+
+BASE_LABEL = "base"
+
+
+class MethodEntry(StrictModel):
+    """One row of the comparison: a registered method with its config and training overrides."""
+
+    name: str = Field(description="row label and folder name, e.g. 'owlore' or 'owlore_uniform'")
+    method: str | None = Field(None, description="registered method; defaults to `name`")
+    config: dict[str, Any] = Field(default_factory=dict, description="method config overrides")
+    train: dict[str, Any] = Field(default_factory=dict, description="overrides of the experiment's train settings")
+
+    @field_validator("name")
+    @classmethod
+    def _folder_safe(cls, value: str) -> str:
+        if not value or value == BASE_LABEL or not all(c.isalnum() or c in "-_." for c in value):
+            raise ValueError(f"must be a folder-safe name (letters, digits, - _ .) other than '{BASE_LABEL}'")
+        return value
+
+
+class EvalConfig(StrictModel):
+    """How every trained model (and the base model) is scored with lm-eval."""
+
+    tasks: list[str] = Field(description="lm-eval task or group names (this project's tasks/ or the hub's)")
+    num_fewshot: int | None = Field(None, ge=0, description="shots; None = each task's own default")
+    limit: int | None = Field(None, gt=0, description="score at most N examples per task")
+    batch_size: int = Field(16, gt=0, description="sequences per lm-eval forward pass")
+    metric: Literal["acc", "acc_norm"] = Field("acc", description="metric the report shows per task "
+                                               "(acc_norm only where the task reports it)")
+
+
+class ExperimentConfig(StrictModel):
+    """A whole comparison. Every method entry shares model, data, train settings, seeds and evaluation."""
+
+    name: str = Field(description="experiment name (the default output folder is results/<name>)")
+    model: str = Field("smollm2-135m", description="HF id or path, 'smollm2-135m' or 'tiny-llama'")
+    architecture: str | None = Field(None, description="built-in architecture for --dry-run memory estimates "
+                                                       "when the model is not local (e.g. llama2-7b)")
+    data: DataConfig
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    methods: list[MethodEntry] = Field(min_length=1, description="the rows to compare")
+    seeds: list[StrictInt] = Field(default_factory=lambda: [0], min_length=1, description="integer seeds")
+    eval: EvalConfig
+    evaluate_base: bool = Field(True, description="also score the model without fine-tuning (row 'base')")
+    save_model: bool = Field(False, description="keep each run's trained weights/adapter under model/")
+    out: str | None = Field(None, description="output folder; default results/<name>")
+
+    @field_validator("methods")
+    @classmethod
+    def _unique_names(cls, entries: list[MethodEntry]) -> list[MethodEntry]:
+        names = [entry.name for entry in entries]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"method names must be unique; repeated: {', '.join(duplicates)}")
+        return entries
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.out or Path("results") / self.name)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One independent run of the sweep: train (unless base) + evaluate into `folder`."""
+
+    label: str
+    seed: int
+    run: RunConfig | None  # None for the base model
+    folder: Path
+
+
+def load_experiment(path: str | Path) -> ExperimentConfig:
+    return parse(ExperimentConfig, read_yaml(path))
+
+
+def run_config(experiment: ExperimentConfig, entry: MethodEntry, seed: int) -> RunConfig:
+    """The full RunConfig of one (method entry, seed); validates the method name and its config."""
+    train = {**experiment.train.model_dump(), **entry.train, "seed": seed}
+    values = {"method": entry.method or entry.name, "method_config": entry.config, "model": experiment.model,
+              "data": experiment.data.model_dump(), "train": train, "save_model": experiment.save_model}
+    return parse(RunConfig, values, prefix=f"methods[{entry.name}]")
+
+
+def plan(experiment: ExperimentConfig, only: dict[str, str] | None = None) -> list[Unit]:
+    """Every unit of the experiment (validated), filtered by `only` ({'method': label, 'seed': '1'})."""
+    units = []
+    if experiment.evaluate_base:
+        units.append(Unit(BASE_LABEL, 0, None, experiment.out_dir / BASE_LABEL / "seed-0"))
+    for entry in experiment.methods:
+        for seed in experiment.seeds:
+            units.append(Unit(entry.name, seed, run_config(experiment, entry, seed),
+                              experiment.out_dir / entry.name / f"seed-{seed}"))
+    if not only:
+        return units
+    chosen = [u for u in units if only.get("method", u.label) == u.label and only.get("seed", str(u.seed)) == str(u.seed)]
+    if not chosen:
+        labels = sorted({u.label for u in units})
+        raise UserError(f"--only {only}: matches no run; methods are {', '.join(labels)}, seeds {experiment.seeds}")
+    return chosen
+
+
+def parse_only(text: str | None) -> dict[str, str]:
+    """`method=owlore,seed=1` → {'method': 'owlore', 'seed': '1'}."""
+    if not text:
+        return {}
+    selection = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or key not in ("method", "seed") or not value:
+            raise UserError(f"--only {text!r}: expected method=NAME and/or seed=N, e.g. --only method=owlore,seed=1")
+        selection[key] = value
+    return selection

@@ -1,0 +1,138 @@
+"""The benchmark runner: execute an experiment's units (train → evaluate → store), resumably.
+
+A unit is complete when its summary.json exists and its config.json matches the plan; complete units are
+skipped, an interrupted one resumes from its last checkpoint. Each unit is written last-file-wins: eval.json,
+then summary.json (atomic), so a killed sweep never leaves a unit that looks complete but is not. A unit that
+diverges, runs out of memory or fails is recorded with that status and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from owlore_bench.config import dump_json
+from owlore_bench.errors import UserError
+from owlore_bench.experiment import ExperimentConfig, Unit
+from owlore_bench.loop import is_out_of_memory
+from owlore_bench.results import provenance, read_json, write_json_atomic
+from owlore_bench.training import differing_keys, finish_run, train_run
+
+
+def claim_out_dir(experiment: ExperimentConfig, force: bool = False) -> None:
+    """Write experiment.json, refusing a folder that holds results of a different experiment unless forced."""
+    path = experiment.out_dir / "experiment.json"
+    new = dump_json(experiment)
+    if path.is_file() and not force:
+        differing = sorted(key for key in differing_keys(read_json(path), new) if key != "out")
+        if differing:
+            raise UserError(f"{experiment.out_dir} holds results of a different config (fields: {', '.join(differing)}); "
+                            f"use another `out`, or --force to keep what still matches and rerun the rest")
+    write_json_atomic(path, new)
+
+
+def unit_is_complete(unit: Unit) -> bool:
+    if not (unit.folder / "summary.json").is_file():
+        return False
+    return unit.run is None or read_json(unit.folder / "config.json") == dump_json(unit.run)
+
+
+def clear_stale(unit: Unit) -> None:
+    """A unit folder written for another config (possible after --force) is emptied before it is rerun."""
+    config = unit.folder / "config.json"
+    if unit.run is not None and config.is_file() and read_json(config) != dump_json(unit.run):
+        shutil.rmtree(unit.folder)
+
+
+def run_units(experiment: ExperimentConfig, units: list[Unit], progress: bool = True) -> list[dict[str, Any]]:
+    """Run every incomplete unit; returns the summaries of all units (skipped ones read back from disk)."""
+    summaries = []
+    bar = tqdm(units, desc="runs", unit="run", disable=not progress)
+    for unit in bar:
+        bar.set_postfix_str(f"{unit.label} seed {unit.seed}")
+        if not unit_is_complete(unit):
+            clear_stale(unit)
+            run_unit(experiment, unit)
+        summaries.append(read_json(unit.folder / "summary.json"))
+    bar.close()
+    return summaries
+
+
+def run_unit(experiment: ExperimentConfig, unit: Unit) -> dict[str, Any]:
+    """Train (unless base) and evaluate one unit; any error becomes the unit's status, never the sweep's end."""
+    started = time.time()
+    summary: dict[str, Any] = {"method": unit.run.method if unit.run else "base", "label": unit.label,
+                               "model": experiment.model, "seed": unit.seed}
+    try:
+        if unit.run is None:
+            summary.update(_evaluate_base(experiment, unit))
+        else:
+            summary.update(_train_and_evaluate(experiment, unit))
+    except Exception as error:  # noqa: BLE001 — recorded as data; the sweep goes on
+        summary.update(status="oom" if is_out_of_memory(error) else "failed", error=_one_line(error))
+        (unit.folder / "error.log").parent.mkdir(parents=True, exist_ok=True)
+        (unit.folder / "error.log").write_text(traceback.format_exc())
+    summary["run_wall_s"] = time.time() - started
+    finish_run(unit.folder, summary)
+    return summary
+
+
+def _evaluate_base(experiment: ExperimentConfig, unit: Unit) -> dict[str, Any]:
+    from owlore_bench.models import load_model
+
+    model, tokenizer = load_model(experiment.model, dtype=experiment.train.dtype, device=experiment.train.device)
+    _evaluate_into(experiment, unit, model, tokenizer)
+    return {"status": "ok", "error": None, "trainable_params": 0, "steps": 0, **provenance()}
+
+
+def _train_and_evaluate(experiment: ExperimentConfig, unit: Unit) -> dict[str, Any]:
+    summary, model, tokenizer, method = train_run(unit.run, unit.folder, write_summary=False)
+    if summary["status"] == "ok":
+        try:
+            _evaluate_into(experiment, unit, method.for_eval(model), tokenizer)
+        except Exception as error:  # noqa: BLE001 — the training result stays; the row shows why eval is missing
+            summary.update(status="oom" if is_out_of_memory(error) else "failed",
+                           error=f"evaluation: {_one_line(error)}")
+    return summary
+
+
+def _evaluate_into(experiment: ExperimentConfig, unit: Unit, model: Any, tokenizer: Any) -> None:
+    from owlore_bench.evaluate import evaluate_model
+
+    settings = experiment.eval
+    rows = evaluate_model(model, tokenizer, settings.tasks, num_fewshot=settings.num_fewshot, limit=settings.limit,
+                          batch_size=settings.batch_size)
+    write_json_atomic(unit.folder / "eval.json", {"rows": rows})
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"
+
+
+def dry_run_plan(experiment: ExperimentConfig, units: list[Unit]) -> list[dict[str, Any]]:
+    """Rows of the plan: label, seed, folder, done?, and the estimator's peak memory per run (bytes)."""
+    from owlore_bench.estimate import estimate_memory
+
+    architecture = experiment.architecture or experiment.model
+    rows = []
+    for unit in units:
+        row = {"label": unit.label, "seed": unit.seed, "folder": str(unit.folder), "complete": unit_is_complete(unit)}
+        if unit.run is not None:
+            train = unit.run.train
+            dtype = "fp32" if train.dtype == "fp32" else "bf16"
+            try:
+                estimate = estimate_memory(architecture, unit.run.method, unit.run.method_config,
+                                           batch_size=train.batch_size, seq_len=train.max_length, dtype=dtype,
+                                           grad_checkpointing=train.grad_checkpointing, seed=train.seed)
+                row.update(estimated_total_bytes=estimate["total"], estimate_dtype=dtype,
+                           trainable_params=estimate["trainable_params"])
+            except UserError as error:
+                row["estimate_error"] = str(error)
+        rows.append(row)
+    return rows
