@@ -177,10 +177,11 @@ def is_group_row(row: dict[str, Any]) -> bool:
 
 
 def requested_tasks(results: Results) -> list[str]:
-    """The task names the experiments asked for (experiment.json 'tasks': names or {name|task: ...})."""
+    """The task names the experiments asked for (experiment.json 'eval.tasks' or 'tasks')."""
     names: list[str] = []
     for experiment in results.experiments.values():
-        for entry in experiment.get("tasks") or []:
+        evaluation = experiment.get("eval") if isinstance(experiment.get("eval"), dict) else {}
+        for entry in evaluation.get("tasks") or experiment.get("tasks") or []:
             name = entry.get("name") or entry.get("task") if isinstance(entry, dict) else entry
             if name and str(name) not in names:
                 names.append(str(name))

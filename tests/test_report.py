@@ -74,8 +74,8 @@ def write_run(experiment_dir: Path, label: str, seed: int, numbers, status: str 
 
 def write_experiment(root: Path, name: str = "exp", seeds=SEEDS, methods=("owlore", "lora")) -> Path:
     experiment_dir = root / name
-    _write(experiment_dir / "experiment.json", {"name": name, "model": "tiny-llama", "tasks": list(TASKS),
-                                                 "methods": [{"label": m, "method": m} for m in methods]})
+    _write(experiment_dir / "experiment.json", {"name": name, "model": "tiny-llama", "eval": {"tasks": list(TASKS)},
+                                                 "methods": [{"name": m, "method": m} for m in methods]})
     for label, per_seed in seeds.items():
         for seed, numbers in per_seed.items():
             write_run(experiment_dir, label, seed, numbers)
