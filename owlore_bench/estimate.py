@@ -37,10 +37,13 @@ def builtin_architectures() -> list[str]:
     return sorted(path.stem for path in ARCHITECTURES_DIR.glob("*.json")) + [TEST_ARCHITECTURE]
 
 
-def load_architecture(name: str):
-    """A transformers PretrainedConfig for a built-in name, a config.json file or a checkpoint folder."""
-    from transformers import AutoConfig
+def load_architecture(name: Any):
+    """A transformers PretrainedConfig for a built-in name, a config.json file or a checkpoint folder (a config
+    object is returned as is)."""
+    from transformers import AutoConfig, PretrainedConfig
 
+    if isinstance(name, PretrainedConfig):
+        return name
     if name == TEST_ARCHITECTURE:
         from owlore_bench.models import tiny_llama_config
 
@@ -114,12 +117,35 @@ def _build_model(config, dtype: torch.dtype, device: torch.device | None = None)
     return model.to(device) if device is not None else model
 
 
+RATIOS_FIELD = "outlier_ratios_file"
+
+
+def with_equal_outlier_ratios(method_name: str, method_config: dict[str, Any], n_layers: int,
+                              folder: Path) -> dict[str, Any]:
+    """The method config for estimating: a method whose config offers `outlier_ratios_file` (it would compute
+    outlier ratios from real weights and calibration data) gets a file of equal ratios unless the user gave one.
+
+    Equal ratios make outlier sampling uniform; for a model whose decoder layers are all the same size, which γ
+    layers are drawn does not change the memory. The same file is used by measure_memory, so estimate and
+    measurement draw the same layers with the same seed.
+    """
+    from owlore_bench.registry import get_method_class
+
+    if RATIOS_FIELD not in get_method_class(method_name).Config.model_fields or method_config.get(RATIOS_FIELD):
+        return method_config
+    path = folder / f"equal_outlier_ratios_{n_layers}.txt"
+    path.write_text("1.0\n" * n_layers)
+    return {**method_config, RATIOS_FIELD: str(path)}
+
+
 def _prepare(method_name: str, method_config: dict[str, Any], model: torch.nn.Module, grad_checkpointing: bool,
              seed: int):
     """method.prepare + checkpointing + optimizer, in the order training.train_run and loop.train use."""
-    method = build_method(method_name, method_config)
-    torch.manual_seed(seed)  # as training.train_run: adapter initialisation draws random numbers
-    model = method.prepare(model)
+    with tempfile.TemporaryDirectory(prefix="owlore-estimate-") as folder:
+        config = with_equal_outlier_ratios(method_name, method_config, model.config.num_hidden_layers, Path(folder))
+        method = build_method(method_name, config)
+        torch.manual_seed(seed)  # as training.train_run: adapter initialisation draws random numbers
+        model = method.prepare(model)
     if grad_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
@@ -127,7 +153,7 @@ def _prepare(method_name: str, method_config: dict[str, Any], model: torch.nn.Mo
     return method, model
 
 
-def estimate_memory(architecture: str, method_name: str, method_config: dict[str, Any] | None = None,
+def estimate_memory(architecture: Any, method_name: str, method_config: dict[str, Any] | None = None,
                     batch_size: int = 16, seq_len: int = 512, dtype: str = "bf16", grad_checkpointing: bool = False,
                     seed: int = 0) -> dict[str, int]:
     """Estimated ledger of one training step, in bytes: weights, gradients, optimizer, activations, total.
@@ -179,7 +205,7 @@ class SyntheticBatches:
         return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids), "labels": input_ids.clone()}
 
 
-def measure_memory(architecture: str, method_name: str, method_config: dict[str, Any] | None = None,
+def measure_memory(architecture: Any, method_name: str, method_config: dict[str, Any] | None = None,
                    batch_size: int = 16, seq_len: int = 512, dtype: str = "bf16", grad_checkpointing: bool = False,
                    seed: int = 0, steps: int = 3, device: str = "auto") -> dict[str, Any]:
     """Run `steps` real training steps of the architecture (random weights: memory does not depend on their

@@ -1,0 +1,186 @@
+"""`owlore-bench memory`: estimate (and optionally measure) training memory per method and category.
+
+Estimates come from owlore_bench.estimate (fake tensors, no real weights: a 7B model in seconds). `--measure`
+runs the same configuration for a few real steps on this machine with the measured profiler and prints both,
+with the relative error per category. Bytes everywhere; the table shows GiB.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from owlore_bench.errors import UserError
+from owlore_bench.estimate import (builtin_architectures, check_shape, estimate_memory, load_architecture,
+                                   measure_memory, measured_ledger, relative_error)
+from owlore_bench.memory import CATEGORIES, SNAPSHOT_ENV
+from owlore_bench.registry import available_methods, get_method_class
+
+GIB, MIB = 2**30, 2**20
+LEDGER = (*CATEGORIES, "total")
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("memory", help="estimate (and --measure) training memory per method and category")
+    parser.add_argument("--model", default="smollm2-135m",
+                        help=f"built-in architecture ({', '.join(builtin_architectures())}), a config.json or a "
+                             f"checkpoint folder (default smollm2-135m)")
+    parser.add_argument("--methods", default=None, help="comma-separated method names (default: every registered one)")
+    parser.add_argument("--batch-size", type=int, default=16, help="sequences per step (default 16)")
+    parser.add_argument("--seq-len", type=int, default=512, help="tokens per sequence (default 512)")
+    parser.add_argument("--dtype", choices=["bf16", "fp32"], default="bf16", help="weight dtype (default bf16)")
+    parser.add_argument("--grad-checkpointing", action="store_true", help="recompute activations in backward")
+    parser.add_argument("--seed", type=int, default=0, help="seeds adapter init and layer sampling (default 0)")
+    parser.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",
+                        help="a method config field, e.g. --set owlore.rank=128 --set lora.r=16")
+    parser.add_argument("--measure", action="store_true", help="also run a few real steps here and compare")
+    parser.add_argument("--measure-steps", type=int, default=3, help="steps per measured run (default 3)")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="device for --measure")
+    parser.add_argument("--cuda-snapshot", metavar="DIR",
+                        help="with --measure on CUDA: write each method's allocator timeline (first 2 steps) here")
+    parser.add_argument("--out", help="folder for memory.csv, memory.md and memory.png")
+    parser.set_defaults(run=run)
+
+
+def method_configs(names: list[str], assignments: list[str]) -> dict[str, dict[str, Any]]:
+    """{method: {field: value}} from `--set METHOD.KEY=VALUE` (value parsed as YAML), fields checked by name."""
+    configs: dict[str, dict[str, Any]] = {name: {} for name in names}
+    for assignment in assignments:
+        key, sep, raw = assignment.partition("=")
+        method, dot, field = key.partition(".")
+        if not sep or not dot or not field:
+            raise UserError(f"--set {assignment!r}: expected METHOD.KEY=VALUE, e.g. --set lora.r=16")
+        if method not in configs:
+            raise UserError(f"--set {assignment!r}: method '{method}' is not in --methods ({', '.join(names)})")
+        fields = get_method_class(method).Config.model_fields
+        if field not in fields:
+            raise UserError(f"--set {assignment!r}: {method} has no field '{field}'; it has {', '.join(fields)}")
+        configs[method][field] = yaml.safe_load(raw)
+    return configs
+
+
+def selected_methods(text: str | None) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()] if text else list(available_methods())
+    for name in names:
+        get_method_class(name)  # unknown name: one line with the known ones and a "did you mean"
+    if not names:
+        raise UserError("--methods: give at least one method name (see `owlore-bench methods`)")
+    return names
+
+
+def estimate_rows(args, names: list[str], configs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per method: the estimate (bytes), and with --measure the measured peaks and relative errors."""
+    rows = []
+    for name in names:
+        shape = dict(batch_size=args.batch_size, seq_len=args.seq_len, dtype=args.dtype,
+                     grad_checkpointing=args.grad_checkpointing, seed=args.seed)
+        estimate = estimate_memory(args.model, name, configs[name], **shape)
+        row: dict[str, Any] = {"method": name, **{f"est_{c}_bytes": estimate[c] for c in LEDGER},
+                               "trainable_params": estimate["trainable_params"]}
+        if args.measure:
+            row.update(measured_row(args, name, configs[name], shape, estimate))
+        rows.append(row)
+    return rows
+
+
+def measured_row(args, name: str, config: dict[str, Any], shape: dict[str, Any],
+                 estimate: dict[str, int]) -> dict[str, Any]:
+    if args.cuda_snapshot:
+        os.environ[SNAPSHOT_ENV] = str(Path(args.cuda_snapshot) / f"{name}.pickle")
+    summary = measure_memory(args.model, name, config, steps=args.measure_steps, device=args.device, **shape)
+    os.environ.pop(SNAPSHOT_ENV, None)
+    measured = measured_ledger(summary)
+    row: dict[str, Any] = {"status": summary["status"], "error": summary["error"]}
+    for key, value in measured.items():
+        row[f"meas_{key}_bytes"] = value
+    for category in LEDGER:
+        if category in measured:
+            row[f"rel_err_{category}"] = relative_error(estimate[category], measured[category])
+    return row
+
+
+def display_unit(rows: list[dict[str, Any]]) -> tuple[str, int]:
+    """GiB when the largest estimated total reaches 1 GiB, else MiB."""
+    largest = max(row["est_total_bytes"] for row in rows)
+    return ("GiB", GIB) if largest >= GIB else ("MiB", MIB)
+
+
+def display_table(rows: list[dict[str, Any]]):
+    """A pandas DataFrame for people: GiB or MiB with 3 decimals, relative errors in percent."""
+    import pandas as pd
+
+    unit, size = display_unit(rows)
+    table = []
+    for row in rows:
+        shown: dict[str, Any] = {"method": row["method"]}
+        for category in LEDGER:
+            shown[f"{category} {unit}"] = round(row[f"est_{category}_bytes"] / size, 3)
+            if f"meas_{category}_bytes" in row:
+                shown[f"{category} {unit}"] = (f"{row[f'est_{category}_bytes'] / size:.3f} / "
+                                               f"{row[f'meas_{category}_bytes'] / size:.3f} "
+                                               f"({_percent(row.get(f'rel_err_{category}'))})")
+        for extra in ("cuda_max_allocated", "cuda_max_reserved", "rss"):
+            if f"meas_{extra}_bytes" in row:
+                shown[f"measured {extra} {unit}"] = round(row[f"meas_{extra}_bytes"] / size, 3)
+        if "status" in row:
+            shown["status"] = row["status"]
+        table.append(shown)
+    return pd.DataFrame(table)
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:+.1f}%"
+
+
+def stacked_bar(rows: list[dict[str, Any]], path: Path, title: str) -> None:
+    """PNG: one bar per method, estimated GiB stacked by category."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(1.4 * len(rows) + 3, 4.5))
+    bottoms = [0.0] * len(rows)
+    names = [row["method"] for row in rows]
+    unit, size = display_unit(rows)
+    for category in CATEGORIES:
+        heights = [row[f"est_{category}_bytes"] / size for row in rows]
+        axes.bar(names, heights, bottom=bottoms, label=category)
+        bottoms = [b + h for b, h in zip(bottoms, heights)]
+    axes.set_ylabel(f"estimated {unit}")
+    axes.set_title(title, fontsize=9)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def write_outputs(rows: list[dict[str, Any]], out: Path, title: str) -> None:
+    import pandas as pd
+
+    out.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(out / "memory.csv", index=False)  # bytes: the machine-readable copy
+    (out / "memory.md").write_text(f"{title}\n\n{display_table(rows).to_markdown(index=False)}\n")
+    stacked_bar(rows, out / "memory.png", title)
+
+
+def run(args) -> int:
+    check_shape(args.batch_size, args.seq_len)
+    if args.measure_steps <= 0:
+        raise UserError(f"--measure-steps must be a positive number of steps (got {args.measure_steps})")
+    load_architecture(args.model)  # an unknown architecture fails before any work
+    names = selected_methods(args.methods)
+    configs = method_configs(names, args.set)
+    rows = estimate_rows(args, names, configs)
+    title = (f"{args.model}, batch {args.batch_size} x seq {args.seq_len}, {args.dtype}, gradient checkpointing "
+             f"{'on' if args.grad_checkpointing else 'off'}; estimate" + (" / measured (error)" if args.measure else ""))
+    print(title)
+    print(display_table(rows).to_string(index=False))
+    if args.out:
+        write_outputs(rows, Path(args.out), title)
+        print(f"wrote {Path(args.out) / 'memory.csv'}, memory.md, memory.png")
+    failed = [row["method"] for row in rows if row.get("status") not in (None, "ok")]
+    return 1 if failed else 0
