@@ -43,12 +43,13 @@ class TrainConfig(StrictModel):
 class DataConfig(StrictModel):
     """Instruction data in the LLM-Adapters / Alpaca format: a JSON array of {instruction, input, output}."""
 
-    path: str = Field(description="JSON file of {instruction, input, output} records, or 'bigbench:default' "
-                                  "(the embedded BIG-bench tasks' train split)")
+    path: str | list[str] = Field(description="JSON file(s) of {instruction, input, output} records; 'data:<rel>' "
+                                              "is under $OWLORE_BENCH_DATA; 'bigbench:default' is the embedded "
+                                              "BIG-bench train split")
     template: Literal["alpaca", "plain"] = Field(
         "alpaca", description="alpaca: the LLM-Adapters prompt; plain: instruction (+ newline + input) then output"
     )
-    limit: int | None = Field(None, gt=0, description="use only the first N records")
+    limit: int | None = Field(None, gt=0, description="use only the first N records of each file")
 
 
 class RunConfig(StrictModel):

@@ -40,13 +40,26 @@ def render_prompt(record: dict[str, str], template: str) -> str:
 
 
 def resolve_data_path(path: str | Path) -> Path:
-    """A data file path; `bigbench:default` or `bigbench:task_a,task_b` names the cached BIG-bench train split."""
-    if str(path).startswith("bigbench:"):
+    """A data file path. Two shorthands:
+    `bigbench:default` / `bigbench:task_a,task_b` — the cached train split of the embedded BIG-bench tasks;
+    `data:<relative path>` — a file under the benchmark data root ($OWLORE_BENCH_DATA, else ../shared/data).
+    """
+    text = str(path)
+    if text.startswith("bigbench:"):
         from owlore_bench import bigbench
 
-        names = str(path).split(":", 1)[1]
+        names = text.split(":", 1)[1]
         return bigbench.training_file(None if names in ("", "default") else names.split(","))
+    if text.startswith("data:"):
+        from owlore_bench.local_tasks import data_root
+
+        return data_root() / text.split(":", 1)[1]
     return Path(path)
+
+
+def read_all_records(paths: str | list[str], limit: int | None = None) -> list[dict[str, str]]:
+    """Records of one file or the concatenation of several; `limit` applies to each file."""
+    return [record for path in ([paths] if isinstance(paths, str) else paths) for record in read_records(path, limit)]
 
 
 def read_records(path: str | Path, limit: int | None = None) -> list[dict[str, str]]:

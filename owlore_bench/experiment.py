@@ -86,7 +86,26 @@ class Unit:
 
 
 def load_experiment(path: str | Path) -> ExperimentConfig:
-    return parse(ExperimentConfig, read_yaml(path))
+    return parse(ExperimentConfig, read_with_includes(Path(path)))
+
+
+def read_with_includes(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A YAML mapping; `include: other.yaml` (relative to this file) is read first and this file's keys are
+    merged over it (nested mappings merge; lists and values replace), so a variant config is a few lines."""
+    if path.resolve() in seen:
+        raise UserError(f"{path}: include cycle ({' -> '.join(str(p) for p in seen)})")
+    values = read_yaml(path)
+    parent = values.pop("include", None)
+    if parent is None:
+        return values
+    return _merge(read_with_includes(path.parent / parent, (*seen, path.resolve())), values)
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        merged[key] = _merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return merged
 
 
 def run_config(experiment: ExperimentConfig, entry: MethodEntry, seed: int) -> RunConfig:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from owlore_bench.config import RunConfig, dump_json
-from owlore_bench.data import TrainingData, read_records
+from owlore_bench.data import TrainingData, read_all_records
 from owlore_bench.errors import UserError
 from owlore_bench.loop import seed_everything, train
 from owlore_bench.models import load_model
@@ -50,10 +50,10 @@ def train_run(cfg: RunConfig, out_dir: str | Path, write_summary: bool = True) -
     started = time.time()
     write_json_atomic(out_dir / "config.json", dump_json(cfg))
     method = build_method(cfg.method, cfg.method_config)
-    records = read_records(cfg.data.path, cfg.data.limit)  # bad data fails before the model loads
+    records = read_all_records(cfg.data.path, cfg.data.limit)  # bad data fails before the model loads
     model, tokenizer = load_model(cfg.model, dtype=cfg.train.dtype, device=cfg.train.device)
     data = TrainingData.from_records(records, tokenizer, cfg.train.max_length, cfg.data.template,
-                                     seed=cfg.train.seed, source=cfg.data.path)
+                                     seed=cfg.train.seed, source=str(cfg.data.path))
     seed_everything(cfg.train.seed)
     model = method.prepare(model)
     result = train(model, method, data, cfg.train, out_dir)
