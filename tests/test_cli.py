@@ -79,3 +79,9 @@ def test_out_dir_with_a_different_config_is_refused_unless_forced(tmp_path, tiny
     assert refused.returncode == 2 and "train.lr" in refused.stderr and "--force" in refused.stderr
     forced = run_cli(*TRAIN, "--method", "full_ft", "--data", str(tiny_data), "--out", out, "--lr", "0.5", "--force")
     assert forced.returncode == 0, forced.stderr
+
+
+def test_fetch_rejects_an_unknown_asset_in_one_line():
+    done = run_cli("fetch", "bigbnch")
+    assert done.returncode == 2
+    assert "unknown asset 'bigbnch'; Did you mean 'bigbench'?" in done.stderr and "Traceback" not in done.stderr
