@@ -78,6 +78,7 @@ def plot_loss(results: Results, path: Path) -> Path | None:
         margin = 0.05 * (high - low or 1.0)
         axes.set_ylim(low - margin, high + margin)
     axes.set(xlabel="step", ylabel="training loss", title="Training loss (mean over seeds, shaded min–max)")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.legend(fontsize="small")
     axes.grid(alpha=0.3)
     return _save(figure, path)

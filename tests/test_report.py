@@ -253,6 +253,9 @@ def test_pareto_front():
 
 
 def test_every_plot_is_a_png(experiment: Path, tmp_path: Path):
+    diverged = write_run(experiment, "lisa", 1, (0, 0, 0, 2 * GIB, 800.0), status="diverged")
+    (diverged / "metrics.jsonl").write_text('{"step": 0, "loss": 2.0}\n{"step": 1, "loss": 1e30}\n'
+                                            '{"step": 2, "loss": NaN}\n')
     results = load_results([experiment])
     paths = write_plots(results, table_from_results(results), tmp_path / "plots")
     names = sorted(path.name for path in paths)
