@@ -10,6 +10,7 @@ Offline by default: the HF offline switches are set unless a hub task is asked f
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import math
 import os
@@ -18,8 +19,10 @@ import sys
 from contextlib import contextmanager
 from typing import Any
 
+from owlore_bench.downloads import cache_dir
 from owlore_bench.errors import UserError, did_you_mean
 from owlore_bench.local_tasks import DATA_ENV, TASKS_DIR
+from owlore_bench.results import write_json_atomic
 
 COMMONSENSE = ("boolq", "piqa", "social_iqa", "hellaswag", "winogrande", "arc_easy", "arc_challenge", "openbookqa")
 # Extra rows: the paper's commonsense average (plain mean over whichever of the 8 tasks were scored).
@@ -81,6 +84,19 @@ def task_manager(with_hub_tasks: bool):
         return TaskManager(include_path=str(TASKS_DIR), include_defaults=with_hub_tasks)
 
 
+def lm_eval_task_names() -> list[str]:
+    """Every task/group/tag name lm-eval knows, cached on disk per lm-eval version (indexing takes ~10 s)."""
+    import lm_eval
+
+    path = cache_dir() / f"lm_eval_{lm_eval.__version__}_task_names.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        names = [name for name in task_manager(True).all_tasks if name not in set(task_manager(False).all_tasks)]
+        write_json_atomic(path, names)
+        return names
+
+
 def split_local(tasks: list[str]) -> tuple[list[str], list[str]]:
     """(names defined in tasks/, all other names), each in the given order."""
     local_names = set(task_manager(False).all_tasks)
@@ -98,11 +114,11 @@ def check_tasks(tasks: list[str]) -> None:
     _, hub = split_local(tasks)
     _configure_network(hub)
     if hub:
-        known = task_manager(True).all_tasks
+        known = set(lm_eval_task_names())
         for name in hub:
             if name not in known:
                 local = task_manager(False).all_tasks
-                raise UserError(f"unknown task '{name}'.{did_you_mean(name, local + known)} Local tasks: "
+                raise UserError(f"unknown task '{name}'.{did_you_mean(name, local + sorted(known))} Local tasks: "
                                 f"<task>_choices / <task>_labels for {', '.join(COMMONSENSE)}; mmlu_local; "
                                 f"bigbench_default; or any lm-eval task name")
     _build_tasks(tasks, bool(hub))
