@@ -9,7 +9,7 @@ import sys
 
 from owlore_bench.errors import UserError
 
-COMMANDS = ["methods", "train", "run", "fetch", "report", "eval", "memory"]
+COMMANDS = ["methods", "train", "run", "fetch", "report", "eval", "memory", "outliers"]
 
 
 class _Parser(argparse.ArgumentParser):
