@@ -17,6 +17,7 @@ A record that cannot be parsed is reported with its index (ParseFailure), never 
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -90,8 +91,7 @@ def _split_options(body: str, labels: list[str]) -> tuple[str, list[str]]:
     starts, ends = [], []
     cursor = 0
     for label in labels:
-        marker = re.compile(rf"(?:^|(?<=\s)){re.escape(label)}:\s*", re.IGNORECASE)
-        match = marker.search(body, cursor)
+        match = _marker(label).search(body, cursor)
         if not match:
             raise RecordError(f"option marker '{label.capitalize()}:' not found (after position {cursor})")
         starts.append(match.start())
@@ -102,6 +102,12 @@ def _split_options(body: str, labels: list[str]) -> tuple[str, list[str]]:
     if empty:
         raise RecordError(f"empty option text for {empty}")
     return body[: starts[0]], options
+
+
+@functools.lru_cache(maxsize=256)
+def _marker(label: str) -> re.Pattern:
+    """'Answer2:' (any case) at the start or after whitespace, with the spaces after it."""
+    return re.compile(rf"(?:^|(?<=\s)){re.escape(label)}:\s*", re.IGNORECASE)
 
 
 def parse_records(records: list[dict]) -> tuple[list[MultipleChoice], list[ParseFailure]]:

@@ -129,18 +129,18 @@ def _configure_network(hub_tasks: list[str]) -> None:
         set_hf_offline()
 
 
-def _build_tasks(tasks: list[str], with_hub_tasks: bool) -> Any:
-    """lm-eval task objects (datasets loaded); any failure becomes one UserError line naming the task."""
+def _build_tasks(tasks: list[str], with_hub_tasks: bool) -> list[Any]:
+    """lm-eval Task/Group objects of `tasks` (datasets loaded once), in order; a tag stays a name (lm-eval
+    expands it). Any failure becomes one UserError line naming the task."""
     manager = task_manager(with_hub_tasks)
     try:
         with _quiet_lm_eval():
-            from lm_eval.tasks import get_task_dict
-
-            return get_task_dict(tasks, manager)
+            loaded = manager.load(list(tasks))
     except UserError:
         raise
     except Exception as error:  # noqa: BLE001 - dataset download / config errors of any kind: one line
         raise UserError(_load_failure_line(tasks, with_hub_tasks, error)) from None
+    return [loaded["groups"].get(name) or loaded["tasks"].get(name) or name for name in tasks]
 
 
 def _load_failure_line(tasks: list[str], with_hub_tasks: bool, error: Exception) -> str:
@@ -156,25 +156,56 @@ def _load_failure_line(tasks: list[str], with_hub_tasks: bool, error: Exception)
 # ---------------------------------------------------------------- evaluation
 def run_lm_eval(model: Any, tokenizer: Any, tasks: list[str], num_fewshot: int | None = None,
                 limit: int | None = None, batch_size: int = 8, log_samples: bool = False) -> dict[str, Any]:
-    """lm-eval's raw results dict for `model` (train mode restored afterwards). log_samples keeps per-doc
-    responses under results['samples'] (used by the correctness test)."""
+    """lm-eval's raw results dict for `model`. The model's train/eval mode and the caller's random states are
+    restored afterwards. log_samples keeps per-doc responses under results['samples']."""
     if not tasks:
         raise UserError("tasks: empty; name at least one task")
     _, hub = split_local(tasks)
     _configure_network(hub)
-    _build_tasks(tasks, bool(hub))  # load errors as one line; simple_evaluate rebuilds (cheap: cached data)
+    built = _build_tasks(tasks, bool(hub))
     was_training = model.training
     try:
-        with _quiet_lm_eval(logging.ERROR):
+        with _quiet_lm_eval(), _keep_random_state(), _without_env_report():
             from lm_eval import simple_evaluate
             from lm_eval.models.huggingface import HFLM
 
             lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
-            return simple_evaluate(model=lm, tasks=list(tasks),
-                                   task_manager=task_manager(bool(hub)), num_fewshot=num_fewshot, limit=limit,
-                                   log_samples=log_samples)
+            return simple_evaluate(model=lm, tasks=built, task_manager=task_manager(bool(hub)),
+                                   num_fewshot=num_fewshot, limit=limit, log_samples=log_samples)
     finally:
         model.train(was_training)
+
+
+@contextmanager
+def _keep_random_state():
+    """simple_evaluate seeds python, numpy and torch globally; a sweep evaluating between runs must not
+    change what the next training run draws."""
+    import random
+
+    import numpy as np
+    import torch
+
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
+
+
+@contextmanager
+def _without_env_report():
+    """simple_evaluate's add_env_info shells out to pip/nvidia-smi/git (~2 s per call, measured) for
+    provenance that the results store records itself (results.provenance()); skip it for our calls only."""
+    import lm_eval.evaluator as evaluator
+
+    original = evaluator.add_env_info
+    evaluator.add_env_info = lambda results: None
+    try:
+        yield
+    finally:
+        evaluator.add_env_info = original
 
 
 def evaluate_model(model: Any, tokenizer: Any, tasks: list[str], num_fewshot: int | None = None,

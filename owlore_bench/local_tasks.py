@@ -10,6 +10,7 @@ Data root: env OWLORE_BENCH_DATA, else the `../shared/data` folder next to the r
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -62,7 +63,16 @@ def labels_doc(question: MultipleChoice) -> dict[str, Any]:
 
 
 def commonsense_docs(path: Path, scoring: str, prompt_style: str = "question") -> list[dict[str, Any]]:
-    """Documents of one LLM-Adapters JSON file; unparseable records are reported on stderr with their index."""
+    """Documents of one LLM-Adapters JSON file; unparseable records are reported on stderr with their index.
+
+    Parsed once per process and file version (a check before training and the evaluation share the work).
+    """
+    stat = path.stat()
+    return _commonsense_docs(path, stat.st_mtime_ns, stat.st_size, scoring, prompt_style)
+
+
+@functools.lru_cache(maxsize=64)
+def _commonsense_docs(path: Path, _mtime_ns: int, _size: int, scoring: str, prompt_style: str) -> list[dict]:
     records = json.loads(path.read_text(encoding="utf-8"))
     parsed, failures = parse_records(records)
     if failures:

@@ -141,15 +141,21 @@ def test_cli_eval_of_a_trained_run(data_root, tmp_path, capsys):  # in-process: 
     assert "arc_easy_choices" in capsys.readouterr().out
 
 
+def test_cli_bad_input_is_one_line():  # a subprocess: exit code 2, one line on stderr, no traceback
+    done = run_cli("eval", "--model", "tiny-llama", "--tasks", "mmlu_loca")
+    assert done.returncode == 2
+    assert "Did you mean 'mmlu_local'" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize("args, fragment", [
     (["--tasks", "arc_easy_choices", "--limit", "0"], "--limit"),
     (["--tasks", " , "], "--tasks"),
-    (["--tasks", "mmlu_loca"], "Did you mean 'mmlu_local'"),
+    (["--tasks", "arc_easy_choices", "--batch-size", "0"], "--batch-size"),
 ])
-def test_cli_bad_input_is_one_line(args, fragment):
-    done = run_cli("eval", "--model", "tiny-llama", *args)
-    assert done.returncode == 2
-    assert fragment in done.stderr and len(done.stderr.strip().splitlines()) == 1
+def test_cli_bad_numbers_and_lists(args, fragment, capsys):  # in-process: the same main() the CLI runs
+    assert main(["eval", "--model", "tiny-llama", *args]) == 2
+    error = capsys.readouterr().err
+    assert fragment in error and len(error.strip().splitlines()) == 1
 
 
 def test_cli_hub_task_without_network_is_one_line(tmp_path):
