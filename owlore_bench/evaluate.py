@@ -21,7 +21,7 @@ from typing import Any
 
 from owlore_bench.downloads import cache_dir
 from owlore_bench.errors import UserError, did_you_mean
-from owlore_bench.local_tasks import DATA_ENV, TASKS_DIR
+from owlore_bench.local_tasks import DATA_ENV, TASKS_DIR, data_root
 from owlore_bench.results import write_json_atomic
 
 COMMONSENSE = ("boolq", "piqa", "social_iqa", "hellaswag", "winogrande", "arc_easy", "arc_challenge", "openbookqa")
@@ -147,10 +147,23 @@ def _load_failure_line(tasks: list[str], with_hub_tasks: bool, error: Exception)
     reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
     if with_hub_tasks and not hub_reachable():
         _, hub = split_local(tasks)
+        local = [local_equivalent(name) or f"(none for {name})" for name in hub]
         return (f"task(s) {', '.join(hub)} need the HF hub, which is not reachable and has no cached copy "
-                f"({type(error).__name__}); use the local versions (e.g. arc_easy_choices, mmlu_local; data in "
-                f"${DATA_ENV}) or run where huggingface.co is reachable")
+                f"({type(error).__name__}); use the local version(s) {', '.join(local)} (data folder: env "
+                f"{DATA_ENV}, now {data_root()}) or run where huggingface.co is reachable")
     return f"tasks {', '.join(tasks)} could not be loaded: {type(error).__name__}: {reason}"
+
+
+def local_equivalent(hub_task: str) -> str | None:
+    """The local task scoring the same data as an lm-eval hub task (arc_easy -> arc_easy_choices), if any."""
+    index = task_manager(False).task_index
+    if f"{hub_task}_local" in index:  # mmlu -> mmlu_local, mmlu_anatomy is mmlu_local_anatomy below
+        return f"{hub_task}_local"
+    for name, entry in sorted(index.items()):
+        kwargs = (entry.cfg or {}).get("dataset_kwargs") or {}
+        if kwargs.get("hub_task") == hub_task and not name.endswith("_labels"):
+            return name
+    return None
 
 
 # ---------------------------------------------------------------- evaluation

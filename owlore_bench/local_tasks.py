@@ -122,9 +122,9 @@ def mmlu_docs(path: Path) -> list[dict[str, Any]]:
     return docs
 
 
-def load_mmlu(subject: str, task: str, **_metadata: Any):
+def load_mmlu(subject: str, task: str, hub_task: str | None = None, **_metadata: Any):
     """lm-eval custom_dataset: DatasetDict(test, dev) of data_root/mmlu/{test,dev}/<subject>_{test,dev}.csv."""
     root = data_root() / "mmlu"
-    test = _require(root / "test" / f"{subject}_test.csv", task, f"mmlu_{subject}")
-    dev = _require(root / "dev" / f"{subject}_dev.csv", task, f"mmlu_{subject}")
+    test = _require(root / "test" / f"{subject}_test.csv", task, hub_task)
+    dev = _require(root / "dev" / f"{subject}_dev.csv", task, hub_task)
     return _dataset_dict({"test": mmlu_docs(test), "dev": mmlu_docs(dev)})
