@@ -2,9 +2,12 @@
 
 Categories (bytes): weights (every parameter, tied ones once), gradients (.grad tensors that exist),
 optimizer (every tensor in optimizer.state, GaLore projectors included), activations (tensors saved for
-backward during the forward, deduplicated by storage, parameters and their views excluded), total (their sum).
-On CUDA also torch.cuda.max_memory_allocated / max_memory_reserved per step and `other` = CUDA peak − ledger;
-on CPU the process peak RSS.
+backward during the forward, deduplicated by storage, parameters and their views excluded; under gradient
+checkpointing also the layer inputs the checkpoints keep), total (their sum). A tensor counts with its whole
+storage: a view keeps all of its base alive. On CUDA also torch.cuda.max_memory_allocated /
+max_memory_reserved per step and `other` = CUDA peak − ledger; on CPU the process peak RSS. Optionally the CUDA
+allocator timeline of the first steps (CudaSnapshot; env OWLORE_BENCH_CUDA_SNAPSHOT=file.pickle).
+The estimator (owlore_bench/estimate.py) runs these same functions on fake tensors.
 """
 
 from __future__ import annotations

@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny model on CPU, fp32, 2 steps")
     parser.add_argument("--steps", type=int, default=None, help="measured steps per method (default 10; smoke 2)")
-    parser.add_argument("--budget-s", type=float, default=330, help="skip the remaining runs after this many seconds")
+    parser.add_argument("--budget-s", type=float, default=240, help="skip the remaining runs after this many seconds")
     parser.add_argument("--out", default="results/gpu", help="folder for the markdown and JSON results")
     args = parser.parse_args(argv)
     stub_bitsandbytes()
