@@ -1,0 +1,138 @@
+"""GaLore parameter groups and state shapes, the per-matrix rank clamp, and loss falling for the new methods."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from conftest import TINY_RECORDS
+from owlore_bench.config import TrainConfig
+from owlore_bench.data import TrainingData, tokenize_record
+from owlore_bench.galore_groups import galore_param_groups, galore_targets
+from owlore_bench.loop import train
+from owlore_bench.models import tiny_llama
+from owlore_bench.registry import build_method
+from owlore_bench.results import read_jsonl
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One intra-op thread: on a shared CPU, OpenMP spin-waiting makes tiny models ~50x slower with more threads."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def tiny_data(tokenizer) -> TrainingData:
+    return TrainingData([tokenize_record(r, tokenizer, "plain", 64) for r in TINY_RECORDS], tokenizer.pad_token_id)
+
+
+def one_step(method_name: str, **overrides):
+    model, tokenizer = tiny_llama(seed=0)
+    method = build_method(method_name, overrides)
+    model = method.prepare(model)
+    optimizer = method.build_optimizer(model, lr=1e-3, weight_decay=0.0)
+    method.on_step_start(0, model, optimizer)
+    model(**tiny_data(tokenizer).batch(0, 4)).loss.backward()
+    optimizer.step()
+    return model, optimizer
+
+
+def test_targets_are_the_seven_projections_of_every_layer():
+    model, _ = tiny_llama()
+    names = galore_targets(model)
+    assert len(names) == 7 * 4
+    assert {n.split(".")[-2] for n in names} == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    assert not any("lm_head" in n or "embed" in n or "norm" in n for n in names)
+
+
+def test_galore_state_shapes_follow_the_std_rule():
+    model, optimizer = one_step("galore", rank=8)
+    targets = {id(p): name for name, p in galore_targets(model).items()}
+    checked = 0
+    for param, state in optimizer.state.items():
+        m, n = param.shape[0], param.shape[-1]
+        if id(param) in targets:
+            expected = (m, 8) if m >= n else (8, n)
+            assert tuple(state["exp_avg"].shape) == expected, targets[id(param)]
+            checked += 1
+        else:
+            assert state["exp_avg"].shape == param.shape  # plain Adam: full-size moments
+    assert checked == 28
+
+
+def test_rank_at_or_above_min_dim_is_clamped_with_one_warning_per_matrix():
+    model, _ = tiny_llama()  # q/o 64x64, k/v 32x64, gate/up 128x64, down 64x128
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        groups = galore_param_groups(model, rank=64, update_proj_gap=10, scale=1.0, proj_type="std")
+    messages = [str(w.message) for w in caught if "galore rank" in str(w.message)]
+    assert len(messages) == 4 * 7 and all("clamped" in m for m in messages)  # 64 >= min of every matrix here
+    assert any("layers.0.self_attn.k_proj.weight" in m and "clamped to 32" in m for m in messages)
+    ranks = {group.get("rank") for group in groups}
+    assert ranks == {None, 32, 64}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        galore_param_groups(model, rank=16, update_proj_gap=10, scale=1.0, proj_type="std")
+    assert not [w for w in caught if "galore rank" in str(w.message)]
+
+
+def test_clamped_matrices_train_with_full_rank_states():
+    model, optimizer = one_step("galore", rank=64)
+    k_proj = model.model.layers[0].self_attn.k_proj.weight  # 32 x 64: clamped to 32 = full rank
+    assert tuple(optimizer.state[k_proj]["exp_avg"].shape) == (32, 64)
+
+
+def test_layer_sampling_with_low_rank_gives_galore_state_only_to_sampled_layers(tmp_path):
+    ratios = tmp_path / "r.txt"
+    ratios.write_text("1\n2\n3\n4\n")
+    model, optimizer = one_step("owlore", gamma=2, rank=8, outlier_ratios_file=str(ratios), seed=0)
+    projected = [p for p, state in optimizer.state.items() if "projector" in state]
+    assert len(projected) == 2 * 7
+    assert all(min(optimizer.state[p]["exp_avg"].shape) == 8 for p in projected)
+
+
+@pytest.mark.parametrize("name, overrides", [
+    ("galore", {"rank": 8, "scale": 1.0}),
+    ("lisa", {"gamma": 2, "interval": 3}),
+    ("owlore", {"gamma": 2, "interval": 5, "rank": 8}),
+    ("owlore_fullrank", {"gamma": 2, "interval": 5}),
+])
+def test_loss_falls_when_overfitting_eight_examples(tmp_path, name, overrides):
+    if name.startswith("owlore"):
+        (tmp_path / "r.txt").write_text("1\n2\n3\n4\n")
+        overrides = {**overrides, "outlier_ratios_file": str(tmp_path / "r.txt")}
+    model, tokenizer = tiny_llama(seed=0)
+    method = build_method(name, overrides)
+    model = method.prepare(model)
+    cfg = TrainConfig(steps=25, batch_size=8, max_length=64, lr=3e-3, schedule="constant", seed=0, progress=False,
+                      memory_profile=False, device="cpu", dtype="fp32")
+    summary = train(model, method, tiny_data(tokenizer), cfg, tmp_path / "run")
+    losses = [row["loss"] for row in read_jsonl(tmp_path / "run" / "metrics.jsonl")]
+    assert summary["status"] == "ok"
+    assert sum(losses[-3:]) / 3 < 0.8 * sum(losses[:3]) / 3, losses
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["galore", "owlore"])
+def test_smollm2_runs_with_the_default_ranks(name):
+    """SmolLM2: hidden 576, k/v 192 — owlore's rank 256 is clamped on k/v; both must take a step."""
+    from owlore_bench.models import load_model
+
+    model, tokenizer = load_model("smollm2-135m", dtype="fp32", device="cpu")
+    method = build_method(name, {})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = method.prepare(model)
+        optimizer = method.build_optimizer(model, lr=1e-4, weight_decay=0.0)
+    clamped = [str(w.message) for w in caught if "galore rank" in str(w.message)]
+    assert len(clamped) == (60 if name == "owlore" else 0)  # k_proj and v_proj of all 30 layers
+    method.on_step_start(0, model, optimizer)
+    batch = TrainingData([tokenize_record(r, tokenizer, "plain", 32) for r in TINY_RECORDS], tokenizer.pad_token_id).batch(0, 2)
+    loss = model(**batch).loss
+    loss.backward()
+    optimizer.step()
+    assert torch.isfinite(loss)
