@@ -6,7 +6,7 @@
 # prediction; results go to results/gpu/gpu_check_<card>.{md,json}. Target: under 6 minutes on one H100.
 #
 #   scripts/gpu_check.sh --fetch-wheels   # HERE, with network: galore-torch + pydantic wheels into .whl/ (~3 MB)
-#   scripts/gpu_check.sh                  # THERE, from the repository root (installs .whl/*.whl if present)
+#   scripts/gpu_check.sh                  # THERE, from the repository root (installs .whl/*.whl if needed)
 #   scripts/gpu_check.sh --smoke          # anywhere: tiny model on CPU, proves the script runs
 #
 # The GPU image has torch, transformers, peft, pandas, pyyaml, tqdm but not galore-torch, pydantic or bitsandbytes;
@@ -25,7 +25,10 @@ if [[ "${1:-}" == "--fetch-wheels" ]]; then
     exit 0
 fi
 
-if compgen -G ".whl/*.whl" > /dev/null; then
+has_packages() {  # find_spec, not import: galore_torch's import needs bitsandbytes (gpu_check.py stubs it)
+    "$PYTHON" -c "import importlib.util as u, sys; sys.exit(0 if all(u.find_spec(m) for m in ('pydantic', 'galore_torch')) else 1)"
+}
+if ! has_packages && compgen -G ".whl/*.whl" > /dev/null; then
     "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
         --target /tmp/owlore-gpu-site .whl/*.whl
     export PYTHONPATH="/tmp/owlore-gpu-site${PYTHONPATH:+:$PYTHONPATH}"
