@@ -167,10 +167,23 @@ def estimate_memory(architecture: Any, method_name: str, method_config: dict[str
 
     check_shape(batch_size, seq_len)
     config = load_architecture(architecture)
-    fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
+    try:
+        return _fake_step(config, method_name, method_config or {}, batch_size, seq_len, dtype, grad_checkpointing,
+                          seed, FakeTensorMode(allow_non_fake_inputs=True))
+    except (UserError, MemoryError):
+        raise
+    except Exception as error:  # a hook that needs real values (data-dependent) cannot run on fake tensors
+        raise UserError(f"{method_name}: cannot be estimated on fake tensors ({type(error).__name__}: "
+                        f"{str(error).splitlines()[0] if str(error) else ''}); give the method a config whose hooks "
+                        f"need no real weights or data (see `owlore-bench methods`)") from error
+
+
+def _fake_step(config, method_name: str, method_config: dict[str, Any], batch_size: int, seq_len: int, dtype: str,
+               grad_checkpointing: bool, seed: int, fake_mode) -> dict[str, int]:
+    """One loop-shaped training step on fake tensors; the ledger it records (bytes)."""
     with _swappable_fake_parameters(fake_mode), fake_mode:
         model = _build_model(config, DTYPES[dtype])
-        method, model = _prepare(method_name, method_config or {}, model, grad_checkpointing, seed)
+        method, model = _prepare(method_name, method_config, model, grad_checkpointing, seed)
         optimizer = method.build_optimizer(model, lr=1e-4, weight_decay=0.0)
     # Outside the fake mode, as in the loop: a sampler's torch random draws must be real numbers, seeded alike.
     torch.manual_seed(seed)

@@ -154,3 +154,20 @@ def test_gpu_check_imports_galore_without_bitsandbytes():
             "assert sys.modules['bitsandbytes'].__spec__ is None; print(galore_torch.GaLoreAdamW.__name__)")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "AdamW" in done.stdout, done.stderr[-2000:]
+
+
+def test_a_hook_that_needs_real_values_is_one_clear_error(monkeypatch):
+    """A method whose prepare reads weight values (like an uncached calibration) cannot run on fake tensors."""
+    from owlore_bench.registry import get_method_class
+
+    cls = get_method_class("full_ft")
+    original = cls.prepare
+
+    def reads_values(self, model):
+        if float(next(model.parameters()).abs().max()) > 1e9:  # data-dependent: impossible on fake tensors
+            raise AssertionError("unreachable")
+        return original(self, model)
+
+    monkeypatch.setattr(cls, "prepare", reads_values)
+    with pytest.raises(UserError, match="full_ft: cannot be estimated on fake tensors"):
+        estimate_memory(ARCH, "full_ft", **SHAPE)
