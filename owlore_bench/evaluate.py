@@ -92,7 +92,8 @@ def lm_eval_task_names() -> list[str]:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
-        names = [name for name in task_manager(True).all_tasks if name not in set(task_manager(False).all_tasks)]
+        local = set(task_manager(False).all_tasks)
+        names = [name for name in task_manager(True).all_tasks if name not in local]
         write_json_atomic(path, names)
         return names
 
