@@ -20,7 +20,7 @@ import torch
 
 from owlore_bench.estimate import (SyntheticBatches, estimate_memory, measure_memory, measured_ledger,
                                    relative_error)
-from owlore_bench.memory import CATEGORIES, MemoryLedger
+from owlore_bench.memory import CATEGORIES, ActivationCounter, MemoryLedger
 from owlore_bench.models import load_model
 
 MIB = 2**20
@@ -77,11 +77,36 @@ def bookkeeping_seconds(repeats: int = 20) -> float:
     return (time.perf_counter() - started) / repeats
 
 
+def hook_seconds_per_step(args, repeats: int = 20000) -> tuple[int, float]:
+    """(pack-hook calls in one smollm2 forward, CPU seconds those calls cost): the hook timed on its own with
+    process time, which other jobs on a shared machine disturb far less than wall-clock step times."""
+    model, _ = load_model("smollm2-135m", dtype="fp32", device="cpu")
+    batch = SyntheticBatches(model.config.vocab_size, args.seq_len).batch(0, args.batch_size)
+    counter = ActivationCounter(model)
+    calls = 0
+    count = counter._pack
+
+    def counting_pack(tensor):
+        nonlocal calls
+        calls += 1
+        return count(tensor)
+
+    counter._hooks = torch.autograd.graph.saved_tensors_hooks(counting_pack, lambda tensor: tensor)
+    with counter:
+        model(**batch).loss.backward()
+    sample = next(iter(model.parameters())).new_zeros(4)
+    started = time.process_time()
+    for _ in range(repeats):
+        counter._pack(sample)
+    return calls, (time.process_time() - started) / repeats * calls
+
+
 def overhead_section(args) -> list[str]:
     on, off = paired_step_times(args)
     on_s, off_s = statistics.median(on), statistics.median(off)
     ratios = [a / b - 1 for a, b in zip(on, off)]
     reads = bookkeeping_seconds()
+    calls, hooks = hook_seconds_per_step(args)
     return [
         f"## Ledger overhead (smollm2-135m, full_ft, fp32 CPU, batch {args.batch_size} x {args.seq_len} tokens, "
         f"{args.steps} alternating pairs of steps)",
@@ -90,6 +115,8 @@ def overhead_section(args) -> list[str]:
         f"{100 * statistics.median(ratios):+.1f}% (pairs: {', '.join(f'{100 * r:+.1f}%' for r in ratios)})",
         f"- ledger reads per step (weights + gradients + optimizer walk): {1000 * reads:.2f} ms = "
         f"{100 * reads / off_s:.2f}% of a step",
+        f"- saved-tensor hook: {calls} calls per forward, {1000 * hooks:.2f} ms of CPU time per step = "
+        f"{100 * hooks / off_s:.3f}% of a step",
         "",
     ]
 
