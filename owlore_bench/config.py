@@ -37,6 +37,8 @@ class TrainConfig(StrictModel):
     seed: int = Field(0, description="seeds torch, data order and layer sampling")
     checkpoint_every: int = Field(0, ge=0, description="save a resumable checkpoint every N steps; 0 = never")
     memory_profile: bool = Field(True, description="record the per-step memory ledger (bytes) in metrics.jsonl")
+    cuda_memory_snapshot: bool = Field(False, description="CUDA only: write the allocator timeline of the first "
+                                                          "steps to <out>/cuda_memory_snapshot.pickle")
     progress: bool = Field(True, description="show a progress bar")
 
 

@@ -74,7 +74,8 @@ def train(model: torch.nn.Module, method: Method, data: TrainingData, cfg: Train
     if start_step == 0:
         seed_everything(cfg.seed)
     metrics = MetricsLog(out_dir / "metrics.jsonl", resume_step=start_step)
-    ledger = MemoryLedger(model, optimizer, enabled=cfg.memory_profile)
+    snapshot = out_dir / "cuda_memory_snapshot.pickle" if cfg.cuda_memory_snapshot else None
+    ledger = MemoryLedger(model, optimizer, enabled=cfg.memory_profile, cuda_snapshot=snapshot)
     params = [p for group in optimizer.param_groups for p in group["params"]]
     status, error = "ok", None
     bar = tqdm(total=cfg.steps, initial=start_step, desc=method.name, disable=not cfg.progress, leave=False)
