@@ -146,3 +146,10 @@ def test_real_bigbench_default_tasks():
         assert not {d["prompt"] for d in parts["test"]} & {d["prompt"] for d in parts["train"]}
         total += min(len(parts["train"]), bigbench.TRAIN_EXAMPLES_MAX)
     assert len(json.loads(bigbench.training_file().read_text())) == total
+
+
+def test_bigbench_group_lists_the_default_tasks():
+    group = yaml.safe_load((TASKS_DIR / "bigbench_default" / "_bigbench_default.yaml").read_text())
+    assert group["group"] == bigbench.GROUP and group["task"] == list(bigbench.EVAL_TASKS)
+    assert all((TASKS_DIR / "bigbench_default" / f"{name}.yaml").is_file()
+               for name in map(bigbench.eval_task_name, bigbench.CANDIDATES))
