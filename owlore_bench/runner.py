@@ -11,7 +11,6 @@ from __future__ import annotations
 import shutil
 import time
 import traceback
-from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm

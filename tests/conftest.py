@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("OWLORE_BENCH_DATA", REPO_ROOT.parent / "shared" / "data"))
@@ -18,6 +19,16 @@ TINY_RECORDS = [
     {"instruction": f"Say the word number {i}.", "input": "", "output": word}
     for i, word in enumerate(["apple", "river", "stone", "cloud", "maple", "tiger", "lemon", "piano"])
 ]
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One intra-op thread: tiny models gain nothing from more, and on a shared CPU OpenMP spin-waiting makes them
+    many times slower. CLI subprocesses get the same through OMP_NUM_THREADS (run_cli)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture
@@ -44,4 +55,5 @@ def isolated_cache(tmp_path: Path, monkeypatch) -> Path:
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run `owlore-bench ARGS` in a subprocess (the real entry point, as a user would)."""
     return subprocess.run([sys.executable, "-m", "owlore_bench.cli", *args], capture_output=True, text=True,
-                          cwd=cwd or REPO_ROOT, timeout=timeout, env={**os.environ, **(env or {})})
+                          cwd=cwd or REPO_ROOT, timeout=timeout,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})

@@ -17,15 +17,6 @@ from owlore_bench.registry import build_method
 from owlore_bench.results import read_jsonl
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on a shared CPU, OpenMP spin-waiting makes tiny models ~50x slower with more threads."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def tiny_data(tokenizer) -> TrainingData:
     return TrainingData([tokenize_record(r, tokenizer, "plain", 64) for r in TINY_RECORDS], tokenizer.pad_token_id)
 

@@ -10,15 +10,6 @@ from owlore_bench.heavy_tail import layer_alphas, pl_alpha_hill, spearman_rho
 from owlore_bench.models import tiny_llama
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on a shared CPU, OpenMP spin-waiting makes tiny models ~50x slower with more threads."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def matrix_with_eigenvalues(eigenvalues: np.ndarray) -> torch.Tensor:
     """A square matrix whose WᵀW has exactly these eigenvalues (random orthogonal bases)."""
     n = len(eigenvalues)

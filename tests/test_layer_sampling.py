@@ -21,15 +21,6 @@ from owlore_bench.results import read_jsonl
 from owlore_bench.sampling import LayerSampler, inclusion_probabilities, layer_probabilities
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on a shared CPU, OpenMP spin-waiting makes tiny models ~50x slower with more threads."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 REFERENCE = "reference/owlore_llama2_7b_outlier_ratio_M13.txt"
 
 
@@ -201,7 +192,7 @@ def test_bad_ratio_files(tmp_path, values, message):
 def test_cli_bad_input_is_one_line_exit_2(tmp_path, tiny_data, settings, expected):
     sets = [arg for s in settings for arg in ("--set", s.replace("RATIOS", ratio_file(tmp_path, [1, 2, 3])))]
     done = run_cli("train", "--method", "owlore", "--model", "tiny-llama", "--data", str(tiny_data), "--steps", "1",
-                   "--template", "plain", *sets, "--out", str(tmp_path / "run"), env={"OMP_NUM_THREADS": "1"})
+                   "--template", "plain", *sets, "--out", str(tmp_path / "run"))
     assert done.returncode == 2, done.stderr
     lines = [line for line in done.stderr.splitlines() if line.startswith("owlore-bench: error")]
     assert len(lines) == 1 and expected in lines[0] and "Traceback" not in done.stderr

@@ -17,15 +17,6 @@ from owlore_bench.outliers import (cached_outlier_ratios, calibration_text, cali
                                    layer_outlier_ratio, read_ratio_file, scored_modules)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on a shared CPU, OpenMP spin-waiting makes tiny models ~50x slower with more threads."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def test_layer_outlier_ratio_by_hand():
     # Module A: W = [[1, 1], [1, 20]], s = [1, 4] → scores [[1, 2], [1, 40]].
     # Module B: W = [[2, 2]], s = [1, 1] → scores [[2, 2]].
@@ -108,7 +99,7 @@ def test_layer_finder_llama_gpt2_peft_and_unsupported():
 
 def test_outliers_cli_writes_table_json_and_plot(tmp_path, isolated_cache):
     done = run_cli("outliers", "--model", "tiny-llama", "--n", "4", "--seq-len", "32", "--threshold", "3",
-                   "--out", str(tmp_path / "o"), env={"OWLORE_BENCH_CACHE": str(isolated_cache), "OMP_NUM_THREADS": "1"})
+                   "--out", str(tmp_path / "o"), env={"OWLORE_BENCH_CACHE": str(isolated_cache)})
     assert done.returncode == 0, done.stderr
     result = json.loads((tmp_path / "o" / "outliers.json").read_text())
     assert [row["index"] for row in result["layers"]] == [0, 1, 2, 3]
@@ -116,8 +107,7 @@ def test_outliers_cli_writes_table_json_and_plot(tmp_path, isolated_cache):
     assert sum(row["probability"] for row in result["layers"]) == pytest.approx(1.0)
     assert (tmp_path / "o" / "outliers.png").stat().st_size > 1000
     assert "Spearman" in done.stdout
-    bad = run_cli("outliers", "--model", "tiny-llama", "--threshold", "0", "--out", str(tmp_path / "b"),
-                  env={"OMP_NUM_THREADS": "1"})
+    bad = run_cli("outliers", "--model", "tiny-llama", "--threshold", "0", "--out", str(tmp_path / "b"))
     errors = [line for line in bad.stderr.splitlines() if line.startswith("owlore-bench: error")]
     assert bad.returncode == 2 and len(errors) == 1 and "--threshold" in errors[0] and "Traceback" not in bad.stderr
 
