@@ -124,7 +124,7 @@ def dry_run_plan(experiment: ExperimentConfig, units: list[Unit]) -> list[dict[s
         row = {"label": unit.label, "seed": unit.seed, "folder": str(unit.folder), "complete": unit_is_complete(unit)}
         if unit.run is not None:
             train = unit.run.train
-            dtype = "fp32" if train.dtype == "fp32" else "bf16"
+            dtype = _estimate_dtype(train.dtype, train.device)
             try:
                 estimate = estimate_memory(architecture, unit.run.method, unit.run.method_config,
                                            batch_size=train.batch_size, seq_len=train.max_length, dtype=dtype,
@@ -135,3 +135,12 @@ def dry_run_plan(experiment: ExperimentConfig, units: list[Unit]) -> list[dict[s
                 row["estimate_error"] = str(error)
         rows.append(row)
     return rows
+
+
+def _estimate_dtype(dtype: str, device: str) -> str:
+    """The dtype a run would train in on this machine: 'auto' is bf16 where CUDA is (or is asked for), else fp32."""
+    if dtype != "auto":
+        return dtype
+    import torch
+
+    return "bf16" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "fp32"
