@@ -113,3 +113,20 @@ def test_metrics_lines_carry_step_loss_lr_throughput_and_memory(tmp_path, tiny_d
 def test_lr_schedules_warm_up_then_decay(schedule, expected):
     multiplier = lr_lambda(TrainConfig(steps=5, warmup_steps=1, schedule=schedule))
     assert [multiplier(step) for step in range(5)] == pytest.approx(expected)
+
+
+def test_gradient_accumulation_runs_every_micro_batch_per_step(tmp_path, tiny_data):
+    _, _, _ = run(tmp_path / "accum", tiny_data, "full_ft", steps=2, lr=1e-3, batch_size=2, grad_accum=2)
+    rows = read_jsonl(tmp_path / "accum" / "metrics.jsonl")
+    data = TrainingData.from_file(tiny_data, tiny_llama()[1], 128, "plain", seed=0)
+    for step, row in enumerate(rows):  # step k consumes micro-batches 2k and 2k+1
+        expected = sum(int(data.batch(2 * step + micro, 2)["attention_mask"].sum()) for micro in range(2))
+        assert row["tokens"] == expected
+
+
+def test_gradient_checkpointing_gives_the_same_losses_with_fewer_saved_activations(tmp_path, tiny_data):
+    _, plain, _ = run(tmp_path / "plain", tiny_data, "full_ft", steps=3, lr=1e-3)
+    _, checkpointed, _ = run(tmp_path / "ckpt", tiny_data, "full_ft", steps=3, lr=1e-3, grad_checkpointing=True)
+    assert checkpointed == pytest.approx(plain, rel=1e-4)
+    saved = [read_jsonl(tmp_path / name / "metrics.jsonl")[0]["mem_activations_bytes"] for name in ("plain", "ckpt")]
+    assert saved[1] < saved[0]
