@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,16 +43,45 @@ def pip_download(requirement: str, filename: str, sha256: str, source: bool = Fa
     target.parent.mkdir(parents=True, exist_ok=True)
     target.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", scratch, requirement]
-        if source:
-            command[5:5] = ["--no-binary", ":all:"]
-        done = subprocess.run(command, capture_output=True, text=True)
         fetched = Path(scratch) / filename
-        if done.returncode != 0 or not fetched.is_file():
-            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            raise UserError(f"could not download {requirement} from PyPI ({last}); check the network or pip config")
+        reason = _pip_download(requirement, scratch, source)
+        if not fetched.is_file():
+            # pip >= 24 prepares an sdist's metadata even with --no-deps and then refuses sdists that declare a
+            # direct-URL dependency (bigbench 1.0.0 does: bleurt @ file://...). The file itself is fine, so take
+            # it from the same package index, by name, and trust only the pinned sha256.
+            reason = _index_download(requirement.split("==")[0], filename, fetched) or reason
+        if not fetched.is_file():
+            raise UserError(f"could not download {requirement} from PyPI ({reason}); check the network or pip config")
         actual = sha256_of(fetched)
         if actual != sha256:
             raise UserError(f"{filename}: sha256 {actual} does not match the pinned {sha256}; refusing to use it")
         os.replace(fetched, target)
     return target
+
+
+def _pip_download(requirement: str, folder: str, source: bool) -> str:
+    """Run `pip download --no-deps`; returns pip's last error line ('' on success)."""
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", folder, requirement]
+    if source:
+        command[5:5] = ["--no-binary", ":all:"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    return "" if done.returncode == 0 else (done.stderr.strip().splitlines() or ["no output"])[-1]
+
+
+def _index_download(project: str, filename: str, destination: Path) -> str:
+    """Fetch `filename` through the package index's simple page (PEP 503); returns an error text, '' on success."""
+    import re
+    import urllib.parse
+    import urllib.request
+
+    index = os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple").rstrip("/")
+    try:
+        with urllib.request.urlopen(f"{index}/{project}/", timeout=60) as page:
+            links = re.findall(r'href="([^"]+)"', page.read().decode("utf-8", "replace"))
+        link = next(link for link in links if link.split("#")[0].endswith(filename))
+        url = urllib.parse.urljoin(f"{index}/{project}/", link.split("#")[0])
+        with urllib.request.urlopen(url, timeout=600) as source, open(destination, "wb") as sink:
+            shutil.copyfileobj(source, sink)
+        return ""
+    except (OSError, StopIteration) as error:
+        return f"index fallback: {type(error).__name__}"
