@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-import torch
 from pydantic import Field
 
-from owlore_bench import Method, MethodConfig, register_method
+from methods.full_ft import FullFineTuning
+from owlore_bench import MethodConfig, register_method
 from owlore_bench.galore_groups import galore_adamw, galore_param_groups
 
 
@@ -20,14 +20,10 @@ class GaLoreConfig(MethodConfig):
 
 
 @register_method("galore")
-class GaLore(Method):
+class GaLore(FullFineTuning):
     """GaLore: GaLoreAdamW with rank-r gradient projection on every attn/mlp Linear weight; the rest plain Adam."""
 
-    Config = GaLoreConfig
-
-    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
-        model.requires_grad_(True)
-        return model
+    Config = GaLoreConfig  # every parameter trains, as in full FT (prepare is inherited); only the optimizer differs
 
     def build_optimizer(self, model, lr, weight_decay):
         c = self.config
