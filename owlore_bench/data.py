@@ -51,7 +51,7 @@ def resolve_data_path(path: str | Path) -> Path:
         names = text.split(":", 1)[1]
         return bigbench.training_file(None if names in ("", "default") else names.split(","))
     if text.startswith("data:"):
-        from owlore_bench.local_tasks import data_root
+        from owlore_bench.paths import data_root
 
         return data_root() / text.split(":", 1)[1]
     return Path(path)
@@ -113,7 +113,7 @@ class TrainingData:
 
     @classmethod
     def from_records(cls, records: list[dict[str, str]], tokenizer: Any, max_length: int, template: str = "alpaca",
-                     seed: int = 0, source: str = "the data") -> "TrainingData":
+                     seed: int = 0, source: str = "the data") -> TrainingData:
         examples = [tokenize_record(r, tokenizer, template, max_length) for r in records]
         # A prompt longer than max_length leaves no response token to learn from: skip it (counted, not silent).
         kept = [e for e in examples if any(label != IGNORE_INDEX for label in e.labels)]
@@ -124,7 +124,7 @@ class TrainingData:
 
     @classmethod
     def from_file(cls, path: str | Path, tokenizer: Any, max_length: int, template: str = "alpaca",
-                  limit: int | None = None, seed: int = 0) -> "TrainingData":
+                  limit: int | None = None, seed: int = 0) -> TrainingData:
         return cls.from_records(read_records(path, limit), tokenizer, max_length, template, seed, source=str(path))
 
     def __len__(self) -> int:

@@ -21,7 +21,7 @@ from typing import Any
 
 from owlore_bench.downloads import cache_dir
 from owlore_bench.errors import UserError, did_you_mean
-from owlore_bench.local_tasks import DATA_ENV, TASKS_DIR, data_root
+from owlore_bench.paths import DATA_ENV, data_root, tasks_dir
 from owlore_bench.results import write_json_atomic
 
 COMMONSENSE = ("boolq", "piqa", "social_iqa", "hellaswag", "winogrande", "arc_easy", "arc_challenge", "openbookqa")
@@ -81,7 +81,7 @@ def task_manager(with_hub_tasks: bool):
     from lm_eval.tasks import TaskManager
 
     with _quiet_lm_eval():
-        return TaskManager(include_path=str(TASKS_DIR), include_defaults=with_hub_tasks)
+        return TaskManager(include_path=str(tasks_dir()), include_defaults=with_hub_tasks)
 
 
 def lm_eval_task_names() -> list[str]:

@@ -5,14 +5,13 @@ lm-eval YAML cannot know a runtime path, so every local task names a loader here
 task is built. Every document has the same three fields, so the YAML only names them:
 `prompt` (doc_to_text), `choices` (doc_to_choice), `gold` (doc_to_target, 0-based).
 
-Data root: env OWLORE_BENCH_DATA, else the `../shared/data` folder next to the repository root.
+Data root: owlore_bench.paths.data_root() (env OWLORE_BENCH_DATA, else ../shared/data beside a source checkout).
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,16 +19,7 @@ from typing import Any
 from owlore_bench.commonsense import MultipleChoice, describe_failures, parse_records
 from owlore_bench.data import render_prompt
 from owlore_bench.errors import UserError
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-TASKS_DIR = REPO_ROOT / "tasks"
-DATA_ENV = "OWLORE_BENCH_DATA"
-
-
-def data_root() -> Path:
-    """The folder holding commonsense/ and mmlu/ (may not exist; loaders say so in one line)."""
-    configured = os.environ.get(DATA_ENV)
-    return Path(configured) if configured else REPO_ROOT.parent / "shared" / "data"
+from owlore_bench.paths import DATA_ENV, data_root
 
 
 def _require(path: Path, task: str, hub_task: str | None) -> Path:

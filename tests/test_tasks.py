@@ -11,7 +11,8 @@ import yaml
 
 from owlore_bench import bigbench
 from owlore_bench.evaluate import COMMONSENSE, evaluate_model, task_manager
-from owlore_bench.local_tasks import DATA_ENV, TASKS_DIR, mmlu_docs
+from owlore_bench.local_tasks import mmlu_docs
+from owlore_bench.paths import DATA_ENV, tasks_dir
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -63,7 +64,7 @@ def test_mmlu_prompt_is_lm_evals_own(tmp_path):
 def write_mmlu(root: Path) -> dict[str, int]:
     """57 subjects with 1-3 test rows each (sizes differ, so weighting matters) and 2 dev rows."""
     subjects = [yaml.safe_load(p.read_text())["dataset_kwargs"]["subject"]
-                for p in sorted((TASKS_DIR / "mmlu_local").glob("mmlu_local_*.yaml"))]
+                for p in sorted((tasks_dir() / "mmlu_local").glob("mmlu_local_*.yaml"))]
     rng, sizes = random.Random(0), {}
     for part in ("test", "dev"):
         (root / "mmlu" / part).mkdir(parents=True)
@@ -149,7 +150,7 @@ def test_real_bigbench_default_tasks():
 
 
 def test_bigbench_group_lists_the_default_tasks():
-    group = yaml.safe_load((TASKS_DIR / "bigbench_default" / "_bigbench_default.yaml").read_text())
+    group = yaml.safe_load((tasks_dir() / "bigbench_default" / "_bigbench_default.yaml").read_text())
     assert group["group"] == bigbench.GROUP and group["task"] == list(bigbench.EVAL_TASKS)
-    assert all((TASKS_DIR / "bigbench_default" / f"{name}.yaml").is_file()
+    assert all((tasks_dir() / "bigbench_default" / f"{name}.yaml").is_file()
                for name in map(bigbench.eval_task_name, bigbench.CANDIDATES))
