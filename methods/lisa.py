@@ -18,10 +18,21 @@ from pydantic import Field, create_model
 from owlore_bench import Method, MethodConfig, UserError, register_method
 from owlore_bench.galore_groups import galore_adamw, galore_param_groups
 from owlore_bench.layers import decoder_layers
-from owlore_bench.outliers import (calibration_text, calibration_windows, cached_outlier_ratios, read_ratio_file,
-                                   tokenizer_for)
-from owlore_bench.sampling import (OUTLIER_MODES, LayerSampler, inclusion_probabilities, layer_probabilities,
-                                   set_layers_trainable, switch_active_layers)
+from owlore_bench.outliers import (
+    cached_outlier_ratios,
+    calibration_text,
+    calibration_windows,
+    read_ratio_file,
+    tokenizer_for,
+)
+from owlore_bench.sampling import (
+    OUTLIER_MODES,
+    LayerSampler,
+    inclusion_probabilities,
+    layer_probabilities,
+    set_layers_trainable,
+    switch_active_layers,
+)
 
 SamplingMode = Literal["uniform", "outlier", "outlier_reverse", "increase", "decrease"]
 

@@ -7,8 +7,8 @@ same optimizer. `owlore_fullrank` is the paper's "OwLore (full-rank)": outlier s
 
 from __future__ import annotations
 
-from methods.lisa import LayerSampling, layer_sampling_config
 from owlore_bench import register_method
+from owlore_bench.methods.lisa import LayerSampling, layer_sampling_config
 
 OwLoreConfig = layer_sampling_config("OwLoreConfig", gamma=5, interval=50, sampling="outlier", low_rank=True)
 OwLoreFullRankConfig = layer_sampling_config("OwLoreFullRankConfig", gamma=5, interval=50, sampling="outlier",

@@ -1,6 +1,7 @@
 """Method registry: `@register_method("name")` is the only source of method names.
 
-Built-in methods live one file each in the top-level `methods` package and register on import; third-party
+Built-in methods live one file each in `owlore_bench.methods` (sources in the top-level `methods/` folder,
+mapped into the package by pyproject.toml) and register on import; third-party
 methods register through the entry-point group `owlore_bench.methods` (the entry point names a module or a
 Method class; loading it runs its decorator).
 """
@@ -40,11 +41,11 @@ def _load_plugins() -> None:
     if _plugins_loaded:
         return
     _plugins_loaded = True
-    import methods as builtin_methods
+    from owlore_bench import methods as builtin_methods
 
     for module in pkgutil.iter_modules(builtin_methods.__path__):
         if not module.name.startswith("_"):
-            importlib.import_module(f"methods.{module.name}")
+            importlib.import_module(f"{builtin_methods.__name__}.{module.name}")
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         entry.load()
 

@@ -7,9 +7,9 @@ import torch
 from owlore_bench.config import TrainConfig
 from owlore_bench.data import TrainingData
 from owlore_bench.loop import train
+from owlore_bench.methods.lora import LLAMA_PROJECTIONS
 from owlore_bench.models import tiny_llama
 from owlore_bench.registry import build_method
-from methods.lora import LLAMA_PROJECTIONS
 
 
 def test_lora_targets_all_seven_llama_projections_by_default():
