@@ -1,5 +1,6 @@
 # Two commands do everything on a fresh machine (python3, make, git):
-#   make quickstart   fine-tune the embedded SmolLM2-135M with every method, evaluate, print the table
+#   make quickstart   fine-tune the embedded SmolLM2-135M with every method, evaluate, print the table next to the
+#                     committed reference (writes runs/quickstart/; rerunning resumes there)
 #   make test         install and run the test suite (the command CI runs)
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,7 +10,7 @@ CONSTRAINTS ?= constraints/cpu.txt
 PIP_CONSTRAINT_ARG := $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
 BIN := $(VENV)/bin
 
-.PHONY: install quickstart test test-fast benchmark clean
+.PHONY: install quickstart test test-fast lint benchmark clean
 
 install: $(VENV)/.installed
 
@@ -30,8 +31,11 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow" -q
 
+lint: install
+	$(BIN)/ruff check .
+
 benchmark: install
 	$(BIN)/python -m pytest benchmarks -q -s --benchmark-disable-gc
 
 clean:
-	rm -rf $(VENV) .pytest_cache .benchmarks
+	rm -rf $(VENV) .pytest_cache .benchmarks .tox .ruff_cache build

@@ -16,6 +16,10 @@ from owlore_bench.config import DataConfig, RunConfig, StrictModel, TrainConfig,
 from owlore_bench.errors import UserError
 
 BASE_LABEL = "base"
+DEFAULT_OUTPUT_ROOT = "runs"  # the user's; committed reference results live under results/ and are never resumed
+# Fields that say where results go or what to compare with, not what is computed: an output folder written with
+# other values of these still holds the same experiment.
+LOCATION_FIELDS = ("out", "reference")
 
 
 class MethodEntry(StrictModel):
@@ -48,7 +52,7 @@ class EvalConfig(StrictModel):
 class ExperimentConfig(StrictModel):
     """A whole comparison. Every method entry shares model, data, train settings, seeds and evaluation."""
 
-    name: str = Field(description="experiment name (the default output folder is results/<name>)")
+    name: str = Field(description="experiment name (the default output folder is runs/<name>)")
     model: str = Field("smollm2-135m", description="HF id or path, 'smollm2-135m' or 'tiny-llama'")
     architecture: str | None = Field(None, description="built-in architecture for --dry-run memory estimates "
                                                        "when the model is not local (e.g. llama2-7b)")
@@ -59,7 +63,12 @@ class ExperimentConfig(StrictModel):
     eval: EvalConfig
     evaluate_base: bool = Field(True, description="also score the model without fine-tuning (row 'base')")
     save_model: bool = Field(False, description="keep each run's trained weights/adapter under model/")
-    out: str | None = Field(None, description="output folder; default results/<name>")
+    out: str | None = Field(None, description="output folder; default runs/<name> (relative to the working "
+                                              "directory; `owlore-bench run --out` overrides it)")
+    reference: str | None = Field(None, description="committed reference results of this config (a folder written "
+                                                    "by `owlore-bench run`, relative to the config file): printed "
+                                                    "next to the new table with each cell's difference; never "
+                                                    "written to or resumed from")
 
     @field_validator("methods")
     @classmethod
@@ -72,7 +81,7 @@ class ExperimentConfig(StrictModel):
 
     @property
     def out_dir(self) -> Path:
-        return Path(self.out or Path("results") / self.name)
+        return Path(self.out or Path(DEFAULT_OUTPUT_ROOT) / self.name)
 
 
 @dataclass(frozen=True)
@@ -85,8 +94,28 @@ class Unit:
     folder: Path
 
 
-def load_experiment(path: str | Path) -> ExperimentConfig:
-    return parse(ExperimentConfig, read_with_includes(Path(path)))
+def load_experiment(path: str | Path, out: str | None = None) -> ExperimentConfig:
+    """The experiment of a YAML file; `out` (the --out flag) replaces the file's `out`. A relative `reference` is
+    resolved against the config file's folder, so it works from any working directory."""
+    path = Path(path)
+    values = read_with_includes(path)
+    if out is not None:
+        values["out"] = out
+    if isinstance(values.get("reference"), str) and not Path(values["reference"]).is_absolute():
+        values["reference"] = str((path.parent / values["reference"]).resolve())
+    experiment = parse(ExperimentConfig, values)
+    check_out_dir_is_usable(experiment)
+    return experiment
+
+
+def check_out_dir_is_usable(experiment: ExperimentConfig) -> None:
+    """One line, before anything runs, for an output folder that is a file or the committed reference itself."""
+    out_dir = experiment.out_dir
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"out: {out_dir} is a file, not a folder; pass a folder path, e.g. --out runs/{experiment.name}")
+    if experiment.reference and out_dir.resolve() == Path(experiment.reference).resolve():
+        raise UserError(f"out: {out_dir} is this config's committed reference ({experiment.reference}); runs never "
+                        f"write to or resume from it; pass another folder, e.g. --out runs/{experiment.name}")
 
 
 def read_with_includes(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:

@@ -13,10 +13,11 @@ import math
 import os
 import tempfile
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 
@@ -352,7 +353,7 @@ MARKDOWN = _Style(bold="**{}**")
 LATEX = _Style(bold=r"\textbf{{{}}}", escape=lambda text: "".join(_LATEX_SPECIALS.get(c, c) for c in str(text)))
 
 
-def _columns(table: pd.DataFrame) -> dict[str, tuple[str, str, str | None]]:
+def value_columns(table: pd.DataFrame) -> dict[str, tuple[str, str, str | None]]:
     """key → (title, kind, better) for every value column of the table, in display order."""
     columns = {task: (task, "pct", "higher") for task in table.attrs.get("tasks", {})}
     if columns:
@@ -363,7 +364,7 @@ def _columns(table: pd.DataFrame) -> dict[str, tuple[str, str, str | None]]:
     return columns
 
 
-def _number(value: float, kind: str, scale: float | None = None) -> str:
+def format_number(value: float, kind: str, scale: float | None = None) -> str:
     """A mean or std in display units: percent 1 decimal, GiB 2 decimals (3 significant digits below 0.1 GiB,
     decided by `scale`, the row's mean, so a std matches its mean), counts compact, tokens/s whole."""
     if kind == "gib":
@@ -389,7 +390,7 @@ def _best_names(table: pd.DataFrame, key: str, kind: str, better: str | None) ->
     means = table.loc[table[("status", "")] == "ok", (key, "mean")].dropna()  # rows with a failed seed: no
     if means.empty:
         return set()
-    shown = means.map(lambda value: float(_number(value, kind).replace(",", "").rstrip("BMK")))
+    shown = means.map(lambda value: float(format_number(value, kind).replace(",", "").rstrip("BMK")))
     best = shown.max() if better == "higher" else shown.min()
     return set(shown.index[shown == best])
 
@@ -398,16 +399,16 @@ def _cell(row: pd.Series, key: str, kind: str) -> str:
     mean, std, n = row[(key, "mean")], row[(key, "std")], int(row[(key, "n")])
     if n == 0 or math.isnan(mean):
         return "—"
-    text = _number(mean, kind)
+    text = format_number(mean, kind)
     if n > 1 and not math.isnan(std) and kind not in ("delta", "count"):  # counts do not vary with the seed
-        text += f" ± {_number(std, kind, scale=mean)} ({n})"
+        text += f" ± {format_number(std, kind, scale=mean)} ({n})"
     return text
 
 
 def display_frame(table: pd.DataFrame, style: _Style = MARKDOWN) -> pd.DataFrame:
     """Strings for display: 'Method' then one column per value column; best per column in bold; a row with no
     ok run shows its status in every cell, a row with some failed seeds says so after its name."""
-    columns = _columns(table)
+    columns = value_columns(table)
     best = {key: _best_names(table, key, kind, better) for key, (_, kind, better) in columns.items()}
     references = set(table.attrs.get("delta_references", []))
     lines = []
@@ -472,7 +473,7 @@ def csv_frame(table: pd.DataFrame) -> pd.DataFrame:
     for key in ("experiment", "label", "method", "status", "runs", "ok_runs"):
         flat[key] = table[(key, "")].to_numpy()
     tasks = table.attrs.get("tasks", {})
-    for key in _columns(table):
+    for key in value_columns(table):
         name = "avg" if key == AVG else key
         if key in tasks:
             shots = tasks[key]["num_fewshot"]

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from owlore_bench.config import dump_json
 from owlore_bench.errors import UserError, one_line
-from owlore_bench.experiment import ExperimentConfig, Unit
+from owlore_bench.experiment import LOCATION_FIELDS, ExperimentConfig, Unit
 from owlore_bench.loop import is_out_of_memory
 from owlore_bench.results import provenance, read_json, write_json_atomic
 from owlore_bench.training import differing_keys, finish_run, train_run
@@ -28,7 +28,7 @@ def claim_out_dir(experiment: ExperimentConfig, force: bool = False) -> None:
     path = experiment.out_dir / "experiment.json"
     new = dump_json(experiment)
     if path.is_file() and not force:
-        differing = sorted(key for key in differing_keys(read_json(path), new) if key != "out")
+        differing = sorted(key for key in differing_keys(read_json(path), new) if key not in LOCATION_FIELDS)
         if differing:
             raise UserError(f"{experiment.out_dir} holds results of a different config (fields: {', '.join(differing)}); "
                             f"use another `out`, or --force to keep what still matches and rerun the rest")

@@ -18,10 +18,14 @@ from owlore_bench.loop import seed_everything, train
 from owlore_bench.models import load_model
 from owlore_bench.registry import build_method
 from owlore_bench.results import provenance, read_json, write_json_atomic
+from owlore_bench.tracking import check_available
 
 
 def check_out_dir(cfg: RunConfig, out_dir: Path, force: bool = False) -> None:
-    """Refuse an output folder that holds a run of a different config (naming the differing fields)."""
+    """Refuse an output path that is a file, or a folder that holds a run of a different config (naming the
+    differing fields)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out: {out_dir} is a file, not a folder; pass a folder path, e.g. --out runs/{cfg.method}")
     existing = out_dir / "config.json"
     if force or not existing.is_file():
         return
@@ -50,6 +54,7 @@ def train_run(cfg: RunConfig, out_dir: str | Path, write_summary: bool = True) -
     started = time.time()
     write_json_atomic(out_dir / "config.json", dump_json(cfg))
     method = build_method(cfg.method, cfg.method_config)
+    check_available(cfg.train.report_to)  # a missing tracker package fails before the model loads
     records = read_all_records(cfg.data.path, cfg.data.limit)  # bad data fails before the model loads
     model, tokenizer = load_model(cfg.model, dtype=cfg.train.dtype, device=cfg.train.device)
     data = TrainingData.from_records(records, tokenizer, cfg.train.max_length, cfg.data.template,

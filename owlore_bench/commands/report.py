@@ -12,7 +12,12 @@ from owlore_bench.report import METRICS, default_metric, load_results, render_ma
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("report", help="comparison table and plots from result folders (re-runs nothing)")
+    parser = subparsers.add_parser("report", help="comparison table and plots from result folders (re-runs nothing)",
+                                   description="Tables (md/csv/tex) and plots from the stored JSON of finished runs.",
+                                   epilog="examples:\n"
+                                          "  owlore-bench report runs/quickstart\n"
+                                          "  owlore-bench report runs/quickstart --reference results/quickstart\n"
+                                          "  owlore-bench report runs/a runs/b --out runs/ab --delta\n")
     parser.add_argument("dirs", nargs="+", metavar="DIR",
                         help="experiment folder written by `owlore-bench run` (e.g. results/quickstart), or a folder "
                              "of them; several merge into one table")
@@ -23,6 +28,8 @@ def add_parser(subparsers) -> None:
                              "experiment's eval.metric, else acc)")
     parser.add_argument("--tasks", type=lambda text: [t.strip() for t in text.split(",") if t.strip()],
                         help="comma-separated task columns, e.g. mmlu,boolq (default: the experiment's tasks)")
+    parser.add_argument("--reference", metavar="DIR",
+                        help="also print each cell's difference from these reference results (e.g. results/quickstart)")
     parser.add_argument("--delta", action="store_true", help="add a column: Avg minus full FT's Avg (points)")
     parser.add_argument("--no-plots", action="store_true", help="write the tables only")
     parser.set_defaults(run=run)
@@ -48,4 +55,8 @@ def run(args) -> int:
     table, paths = make_report(args.dirs, out_dir, args.metric, args.delta, not args.no_plots, args.tasks)
     print(render_markdown(table))
     print(f"wrote {len(paths)} files to {out_dir}: {', '.join(path.name for path in paths)}")
+    if args.reference:
+        from owlore_bench.compare import reference_comparison
+
+        print(reference_comparison(table, Path(args.reference)))
     return 0

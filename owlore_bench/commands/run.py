@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from owlore_bench.experiment import load_experiment, parse_only, plan
 from owlore_bench.runner import claim_out_dir, dry_run_plan, run_units
 
+EXAMPLES = """examples:
+  owlore-bench run configs/quickstart.yaml                       # -> runs/quickstart/ (resumable)
+  owlore-bench run configs/quickstart.yaml --out runs/qs2        # another output folder
+  owlore-bench run configs/paper/commonsense_llama2_7b.yaml --dry-run
+  owlore-bench run my.yaml --only method=owlore,seed=1           # one unit, e.g. from a scheduler
+"""
+
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("run", help="run an experiment config: train, evaluate, tabulate, plot (resumable)")
+    parser = subparsers.add_parser("run", help="run an experiment config: train, evaluate, tabulate, plot (resumable)",
+                                   description="Train every method x seed of an experiment config, evaluate each "
+                                               "with lm-eval, then write the table and plots. Rerunning resumes.",
+                                   epilog=EXAMPLES)
     parser.add_argument("config", help="experiment YAML, e.g. configs/quickstart.yaml")
+    parser.add_argument("--out", "--output_path", dest="out",
+                        help="output folder (default: the config's `out`, else runs/<name>)")
     parser.add_argument("--only", help="run just these units, e.g. method=owlore,seed=1 (for external schedulers)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and estimated memory; train nothing")
     parser.add_argument("--force", action="store_true",
@@ -19,14 +33,18 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    experiment = load_experiment(args.config)
+    experiment = load_experiment(args.config, out=args.out)
     units = plan(experiment, parse_only(args.only))  # validates every method entry before anything runs
     if args.dry_run:
         print_plan(experiment, units)
         return 0
     from owlore_bench.evaluate import check_tasks
+    from owlore_bench.tracking import check_available
 
     check_tasks(experiment.eval.tasks)
+    for unit in units:
+        if unit.run is not None:
+            check_available(unit.run.train.report_to)
     claim_out_dir(experiment, force=args.force)
     summaries = run_units(experiment, units)
     from owlore_bench.commands.report import make_report
@@ -35,6 +53,10 @@ def run(args) -> int:
     table, paths = make_report([experiment.out_dir], experiment.out_dir, plots=not args.no_plots)
     print(render_markdown(table))
     print(f"results and {len(paths)} table/plot files in {experiment.out_dir}")
+    if experiment.reference:
+        from owlore_bench.compare import reference_comparison
+
+        print(reference_comparison(table, Path(experiment.reference)))
     failed = [f"{s['label']} seed {s.get('seed', 0)}: {s['status']}" for s in summaries if s["status"] != "ok"]
     if failed:
         print("not ok: " + "; ".join(failed))
@@ -54,3 +76,4 @@ def print_plan(experiment, units) -> None:
             memory = row.get("estimate_error", "evaluation only")
         done = "done" if row["complete"] else "todo"
         print(f"  {row['label']:<20} seed {row['seed']:<3} {done}  {memory}")
+
