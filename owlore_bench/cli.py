@@ -7,18 +7,31 @@ import argparse
 import importlib
 import sys
 
+from owlore_bench import __version__
 from owlore_bench.errors import UserError
+
+EXAMPLES = """examples:
+  owlore-bench run configs/quickstart.yaml     # the README's main job: every method on SmolLM2-135M
+  owlore-bench methods                         # the registered methods and their config fields
+  owlore-bench COMMAND --help                  # each command's options and examples
+"""
 
 COMMANDS = ["methods", "train", "run", "fetch", "report", "eval", "memory", "outliers"]
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)  # keep the examples' lines
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str):  # argparse's own errors: one line, exit 2, like ours
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="owlore-bench", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="owlore-bench", description="Compare memory-efficient LLM fine-tuning methods: one "
+                     "training loop, one memory profiler, lm-eval scoring.", epilog=EXAMPLES)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name in COMMANDS:
         importlib.import_module(f"owlore_bench.commands.{name}").add_parser(subparsers)

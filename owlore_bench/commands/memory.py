@@ -14,8 +14,15 @@ from typing import Any
 import yaml
 
 from owlore_bench.errors import UserError
-from owlore_bench.estimate import (builtin_architectures, check_shape, estimate_memory, load_architecture,
-                                   measure_memory, measured_ledger, relative_error)
+from owlore_bench.estimate import (
+    builtin_architectures,
+    check_shape,
+    estimate_memory,
+    load_architecture,
+    measure_memory,
+    measured_ledger,
+    relative_error,
+)
 from owlore_bench.memory import CATEGORIES, SNAPSHOT_ENV
 from owlore_bench.registry import available_methods, get_method_class
 
@@ -24,12 +31,18 @@ LEDGER = (*CATEGORIES, "total")
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("memory", help="estimate (and --measure) training memory per method and category")
+    parser = subparsers.add_parser("memory", help="estimate (and --measure) training memory per method and category",
+                                   description="Peak training memory per method, split into weights / gradients / "
+                                               "optimizer / activations (bytes), estimated without real weights.",
+                                   epilog="examples:\n"
+                                          "  owlore-bench memory --model llama2-7b --methods full_ft,lora,owlore\n"
+                                          "  owlore-bench memory --model smollm2-135m --batch-size 2 --seq-len 64 "
+                                          "--dtype fp32 --measure --out runs/memory\n")
     parser.add_argument("--model", default="smollm2-135m",
                         help=f"built-in architecture ({', '.join(builtin_architectures())}), a config.json or a "
                              f"checkpoint folder (default smollm2-135m)")
     parser.add_argument("--methods", default=None, help="comma-separated method names (default: every registered one)")
-    parser.add_argument("--batch-size", type=int, default=16, help="sequences per step (default 16)")
+    parser.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=16, help="sequences per step (default 16)")
     parser.add_argument("--seq-len", type=int, default=512, help="tokens per sequence (default 512)")
     parser.add_argument("--dtype", choices=["bf16", "fp32"], default="bf16", help="weight dtype (default bf16)")
     parser.add_argument("--grad-checkpointing", action="store_true", help="recompute activations in backward")

@@ -8,7 +8,10 @@ from owlore_bench.registry import available_methods
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("methods", help="list the registered fine-tuning methods and their config fields")
+    parser = subparsers.add_parser("methods", help="list the registered fine-tuning methods and their config fields",
+                                   description="Every registered method (built-in and entry-point plugins) with its "
+                                               "config fields, defaults and descriptions.",
+                                   epilog="example:\n  owlore-bench methods\n")
     parser.set_defaults(run=run)
 
 

@@ -13,7 +13,12 @@ from owlore_bench.errors import UserError
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("outliers", help="layerwise outlier ratios (OWL metric) and heavy-tail alpha")
+    parser = subparsers.add_parser("outliers", help="layerwise outlier ratios (OWL metric) and heavy-tail alpha",
+                                   description="Per-layer outlier ratios D_l (OWL's metric), OwLore's sampling "
+                                               "probabilities p_l = D_l / sum(D), and PL_Alpha_Hill per layer.",
+                                   epilog="examples:\n"
+                                          "  owlore-bench outliers --model smollm2-135m --out runs/outliers\n"
+                                          "  owlore-bench outliers --model tiny-llama --n 4 --seq-len 64 --out /tmp/o\n")
     parser.add_argument("--model", required=True, help="HF id or path, 'smollm2-135m' or 'tiny-llama'")
     parser.add_argument("--calib", help="calibration text (.txt, or JSON records/strings); default: Python's docs")
     parser.add_argument("--n", type=int, default=32, help="calibration sequences (default 32; official 128)")
@@ -31,8 +36,7 @@ def analyse(args) -> dict[str, Any]:
     from owlore_bench.heavy_tail import layer_alphas, spearman_rho
     from owlore_bench.layers import decoder_layers
     from owlore_bench.models import load_model
-    from owlore_bench.outliers import (cached_outlier_ratios, calibration_text, calibration_windows,
-                                       read_ratio_file)
+    from owlore_bench.outliers import cached_outlier_ratios, calibration_text, calibration_windows, read_ratio_file
     from owlore_bench.sampling import inclusion_probabilities, layer_probabilities
 
     if args.threshold <= 0:

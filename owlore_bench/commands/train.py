@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from owlore_bench.errors import UserError
 from owlore_bench.config import DataConfig, RunConfig, TrainConfig, apply_overrides, parse, read_yaml
+from owlore_bench.errors import UserError
 from owlore_bench.registry import get_method_class
 from owlore_bench.training import check_out_dir, train_run
 
@@ -15,22 +15,32 @@ _FLAGS = {"steps": ("train", "steps"), "batch_size": ("train", "batch_size"), "m
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("train", help="fine-tune a model with one method")
+    parser = subparsers.add_parser("train", help="fine-tune a model with one method",
+                                   description="One fine-tuning run: writes config.json, metrics.jsonl (one line per "
+                                               "step, memory ledger in bytes), summary.json and model/.",
+                                   epilog="examples:\n"
+                                          "  owlore-bench train --method owlore --model smollm2-135m --data bigbench:default "
+                                          "--template plain --steps 40 --out runs/owlore\n"
+                                          "  owlore-bench train --method lora --model tiny-llama --data train.json "
+                                          "--set method.r=16 --set train.report_to=[tensorboard]\n"
+                                          "  (an interrupted run resumes when rerun with the same --out, "
+                                          "given train.checkpoint_every > 0)\n")
     parser.add_argument("--config", help="run config YAML (flags and --set override it)")
     parser.add_argument("--method", help="method name (see `owlore-bench methods`)")
     parser.add_argument("--model", help="HF id or path, 'smollm2-135m' (default) or 'tiny-llama'")
     parser.add_argument("--data", help="training JSON: [{instruction, input, output}, ...]")
     parser.add_argument("--template", choices=["alpaca", "plain"], help="prompt template (default alpaca)")
     parser.add_argument("--steps", type=int)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--max-length", type=int)
+    parser.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int)
+    parser.add_argument("--max-length", "--max_length", dest="max_length", type=int)
     parser.add_argument("--lr", type=float)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--dtype", choices=["auto", "bf16", "fp32"])
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override any field, e.g. --set train.warmup_steps=10 --set method.r=16")
-    parser.add_argument("--out", default="runs/train", help="output folder (default runs/train)")
+    parser.add_argument("--out", "--output_path", dest="out", default="runs/train",
+                        help="output folder (default runs/train)")
     parser.add_argument("--force", action="store_true", help="overwrite an output folder that holds another config")
     parser.set_defaults(run=run)
 
