@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from owlore_bench.errors import UserError, validation_error_line
 
@@ -40,6 +40,17 @@ class TrainConfig(StrictModel):
     cuda_memory_snapshot: bool = Field(False, description="CUDA only: write the allocator timeline of the first "
                                                           "steps to <out>/cuda_memory_snapshot.pickle")
     progress: bool = Field(True, description="show a progress bar")
+    report_to: list[Literal["tensorboard", "wandb", "mlflow"]] = Field(
+        default_factory=list, description="also log every metrics.jsonl row to these trackers (the HF Trainer's "
+                                          "names; 'none' = none); each needs its own package installed")
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _report_to_list(cls, value: Any) -> Any:
+        """The HF Trainer accepts one name or 'none' as well as a list."""
+        if value in (None, "none", ["none"]):
+            return []
+        return [value] if isinstance(value, str) else value
 
 
 class DataConfig(StrictModel):
@@ -65,7 +76,7 @@ class RunConfig(StrictModel):
     save_model: bool = Field(True, description="write the trained weights/adapter to <out>/model for later eval")
 
     @model_validator(mode="after")
-    def _method_config_is_valid(self) -> "RunConfig":
+    def _method_config_is_valid(self) -> RunConfig:
         from owlore_bench.registry import build_method
 
         self.__dict__["method_config"] = build_method(self.method, self.method_config).config.model_dump()

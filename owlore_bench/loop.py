@@ -23,6 +23,7 @@ from owlore_bench.errors import one_line
 from owlore_bench.memory import MemoryLedger
 from owlore_bench.method import Method
 from owlore_bench.results import MetricsLog
+from owlore_bench.tracking import open_trackers
 
 
 def lr_lambda(cfg: TrainConfig):
@@ -74,7 +75,8 @@ def train(model: torch.nn.Module, method: Method, data: TrainingData, cfg: Train
                                             scheduler=scheduler, method=method)
     if start_step == 0:
         seed_everything(cfg.seed)
-    metrics = MetricsLog(out_dir / "metrics.jsonl", resume_step=start_step)
+    metrics = MetricsLog(out_dir / "metrics.jsonl", resume_step=start_step,
+                         trackers=open_trackers(cfg.report_to, out_dir))
     snapshot = out_dir / "cuda_memory_snapshot.pickle" if cfg.cuda_memory_snapshot else None
     ledger = MemoryLedger(model, optimizer, enabled=cfg.memory_profile, cuda_snapshot=snapshot)
     params = [p for group in optimizer.param_groups for p in group["params"]]

@@ -53,9 +53,10 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
 
 class MetricsLog:
     """metrics.jsonl: one JSON line per step, flushed as written. Opening it for a resumed run keeps only the
-    lines of steps before `resume_step` (later ones are recomputed) and rewrites the file atomically."""
+    lines of steps before `resume_step` (later ones are recomputed) and rewrites the file atomically. Each row
+    is also handed to the `trackers` (train.report_to: TensorBoard, W&B, MLflow), keyed by its step."""
 
-    def __init__(self, path: str | Path, resume_step: int = 0):
+    def __init__(self, path: str | Path, resume_step: int = 0, trackers: list[Any] | None = None):
         self.path = Path(path)
         kept = [row for row in read_jsonl(self.path) if row.get("step", -1) < resume_step]
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -63,15 +64,20 @@ class MetricsLog:
         temp.write_text("".join(json.dumps(row) + "\n" for row in kept))
         os.replace(temp, self.path)
         self.rows = kept
+        self.trackers = trackers or []
         self._file = open(self.path, "a")
 
     def write(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
         self._file.write(json.dumps(row) + "\n")
         self._file.flush()
+        for tracker in self.trackers:
+            tracker.log(row, step=row["step"])
 
     def close(self) -> None:
         self._file.close()
+        for tracker in self.trackers:
+            tracker.close()
 
 
 def provenance() -> dict[str, Any]:
