@@ -18,8 +18,7 @@ from pathlib import Path
 
 import torch
 
-from owlore_bench.estimate import (SyntheticBatches, estimate_memory, measure_memory, measured_ledger,
-                                   relative_error)
+from owlore_bench.estimate import SyntheticBatches, estimate_memory, measure_memory, measured_ledger, relative_error
 from owlore_bench.memory import CATEGORIES, ActivationCounter, MemoryLedger
 from owlore_bench.models import load_model
 

@@ -11,7 +11,8 @@ then gets full-rank updates) with one warning naming it. Matrices are grouped by
 from __future__ import annotations
 
 import warnings
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 

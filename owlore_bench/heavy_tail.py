@@ -9,7 +9,7 @@ estimator by default); a layer's alpha is the mean over its scored (Linear) matr
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

@@ -16,8 +16,9 @@ import contextlib
 import os
 import resource
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import torch
 
@@ -118,7 +119,7 @@ class ActivationCounter:
             for tensor in _tensors_in((*args, *kwargs.values())):
                 self._count(tensor)
 
-    def __enter__(self) -> "ActivationCounter":
+    def __enter__(self) -> ActivationCounter:
         self.saved = {}
         self._parameter_storages = {storage_key(p) for p in self.model.parameters() if p.device.type != "meta"}
         self._handles = [module.register_forward_pre_hook(self._count_checkpoint_inputs, with_kwargs=True)

@@ -13,7 +13,8 @@ keep_state, the LMFlow behaviour whose memory creeps up, LMFlow #768); entering 
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch

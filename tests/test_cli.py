@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import run_cli
 
 TRAIN = ["train", "--model", "tiny-llama", "--steps", "2", "--batch-size", "2", "--max-length", "64",

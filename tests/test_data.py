@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 from owlore_bench.data import IGNORE_INDEX, TrainingData, read_records, render_prompt, tokenize_record

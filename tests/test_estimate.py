@@ -5,11 +5,17 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import run_cli
+
 from owlore_bench.errors import UserError
-from owlore_bench.estimate import (builtin_architectures, estimate_memory, load_architecture, measure_memory,
-                                   measured_ledger, relative_error)
+from owlore_bench.estimate import (
+    builtin_architectures,
+    estimate_memory,
+    load_architecture,
+    measure_memory,
+    measured_ledger,
+    relative_error,
+)
 from owlore_bench.models import tiny_llama_config
 from owlore_bench.registry import available_methods
 

@@ -6,8 +6,8 @@ import warnings
 
 import pytest
 import torch
-
 from conftest import TINY_RECORDS
+
 from owlore_bench.config import TrainConfig
 from owlore_bench.data import TrainingData, tokenize_record
 from owlore_bench.galore_groups import galore_param_groups, galore_targets

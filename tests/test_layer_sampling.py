@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from conftest import TINY_RECORDS, run_cli
+
 from owlore_bench.config import TrainConfig
 from owlore_bench.data import TrainingData, tokenize_record
 from owlore_bench.errors import UserError
@@ -19,7 +19,6 @@ from owlore_bench.models import tiny_llama
 from owlore_bench.registry import build_method
 from owlore_bench.results import read_jsonl
 from owlore_bench.sampling import LayerSampler, inclusion_probabilities, layer_probabilities
-
 
 REFERENCE = "reference/owlore_llama2_7b_outlier_ratio_M13.txt"
 

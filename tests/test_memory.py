@@ -5,8 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from owlore_bench.memory import (ActivationCounter, MemoryLedger, gradient_bytes, optimizer_bytes, storage_key,
-                                 weight_bytes)
+from owlore_bench.memory import (
+    ActivationCounter,
+    MemoryLedger,
+    gradient_bytes,
+    optimizer_bytes,
+    storage_key,
+    weight_bytes,
+)
 from owlore_bench.models import tiny_llama
 
 

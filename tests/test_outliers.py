@@ -8,13 +8,20 @@ import time
 import numpy as np
 import pytest
 import torch
-
 from conftest import run_cli
+
 from owlore_bench.errors import UserError
 from owlore_bench.layers import always_trained_parameters, decoder_layers
 from owlore_bench.models import byte_tokenizer, tiny_llama
-from owlore_bench.outliers import (cached_outlier_ratios, calibration_text, calibration_windows, column_sq_means,
-                                   layer_outlier_ratio, read_ratio_file, scored_modules)
+from owlore_bench.outliers import (
+    cached_outlier_ratios,
+    calibration_text,
+    calibration_windows,
+    column_sq_means,
+    layer_outlier_ratio,
+    read_ratio_file,
+    scored_modules,
+)
 
 
 def test_layer_outlier_ratio_by_hand():

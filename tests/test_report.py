@@ -16,8 +16,17 @@ import pytest
 
 from owlore_bench.errors import UserError
 from owlore_bench.plots import pareto_front, write_plots
-from owlore_bench.report import (GIB, build_table, csv_frame, display_frame, load_results, render_latex,
-                                 render_markdown, table_from_results, write_tables)
+from owlore_bench.report import (
+    GIB,
+    build_table,
+    csv_frame,
+    display_frame,
+    load_results,
+    render_latex,
+    render_markdown,
+    table_from_results,
+    write_tables,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

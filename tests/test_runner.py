@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO_ROOT, run_cli
+
 from owlore_bench.report import build_table
 
 TASK = "arc_easy_choices"
