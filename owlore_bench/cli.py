@@ -16,7 +16,7 @@ EXAMPLES = """examples:
   owlore-bench COMMAND --help                  # each command's options and examples
 """
 
-COMMANDS = ["methods", "train", "run", "fetch", "report", "eval", "memory", "outliers"]
+COMMANDS = ["methods", "train", "run", "fetch", "report", "eval", "memory", "outliers", "mtbench"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,188 @@
+"""`owlore-bench mtbench answer | judge | show`: MT-Bench answers, judgments and score tables, FastChat-compatible."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from owlore_bench.errors import UserError
+
+EXAMPLES = """examples:
+  owlore-bench mtbench answer --model smollm2-135m --out runs/mtbench/base --limit 16 --max-new-tokens 256
+  owlore-bench mtbench judge --answers runs/mtbench/base/answers.jsonl --judge hf:smollm2-135m --out runs/mtbench/base
+  owlore-bench mtbench show runs/mtbench/base
+"""
+ANSWER_EXAMPLES = """examples:
+  owlore-bench mtbench answer --model smollm2-135m --out runs/mtbench/base            # all 80 questions
+  owlore-bench mtbench answer --run runs/quickstart/lora/seed-0 --out runs/mtbench/lora --limit 16 \\
+      --max-new-tokens 256 --batch-size 8      # a trained run: prompted in the template it was trained with
+
+Writes <out>/answers.jsonl (FastChat's model-answer format; FastChat reads it as model_answer/<model-id>.jsonl)
+and <out>/answers.meta.json. A rerun skips the questions already answered.
+"""
+JUDGE_EXAMPLES = """examples:
+  owlore-bench mtbench judge --answers runs/mtbench/base/answers.jsonl --judge hf:smollm2-135m --out runs/mtbench/base
+  OPENAI_API_KEY=... owlore-bench mtbench judge --answers answers.jsonl --judge openai:gpt-4 --out runs/mtbench/base
+  owlore-bench mtbench judge --answers answers.jsonl --out runs/mtbench/base \\
+      --judge 'openai:Qwen/Qwen2.5-7B-Instruct?base_url=http://127.0.0.1:8000/v1&api_key_env=none'   # vllm serve
+
+Judge specs: BACKEND:MODEL[?key=value&...]; openai: options base_url, api_key_env ('none' = no key),
+concurrency, timeout (s), retries, backoff (s); hf: options dtype, device, batch_size.
+Writes <out>/judgments/<judge>.jsonl (FastChat's judgments format) and <out>/scores-<judge>.json.
+A rerun judges only what is missing; another judge writes its own files.
+"""
+SHOW_EXAMPLES = """examples:
+  owlore-bench mtbench show runs/mtbench/base                             # every judge in <dir>/judgments/
+  owlore-bench mtbench show runs/mtbench/base/judgments/hf-smollm2-135m.jsonl
+  owlore-bench mtbench show data/mt_bench/model_judgment/gpt-4_single.jsonl   # FastChat's own files too
+"""
+
+
+def add_parser(subparsers) -> None:
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = subparsers.add_parser("mtbench", help="MT-Bench: answer the 80 questions, judge them, show scores",
+                                   description="MT-Bench as FastChat's llm_judge does it (single-answer grading), "
+                                               "with any judge: an OpenAI-compatible endpoint or a local model.",
+                                   epilog=EXAMPLES, formatter_class=raw)
+    actions = parser.add_subparsers(dest="action", required=True, metavar="{answer,judge,show}")
+    _add_answer(actions, raw)
+    _add_judge(actions, raw)
+    _add_show(actions, raw)
+
+
+def _add_answer(actions, raw) -> None:
+    answer = actions.add_parser("answer", help="generate both turns of the questions for a model or a trained run",
+                                description="Generate MT-Bench answers (FastChat's temperatures per category).",
+                                epilog=ANSWER_EXAMPLES, formatter_class=raw)
+    source = answer.add_mutually_exclusive_group()
+    source.add_argument("--model", default="smollm2-135m", help="HF id or path, 'smollm2-135m' (default), 'tiny-llama'")
+    source.add_argument("--run", dest="run_dir", help="a trained run folder (config.json + model/)")
+    answer.add_argument("--out", required=True, help="output folder (answers.jsonl, answers.meta.json)")
+    answer.add_argument("--model-id", "--model_id", dest="model_id", help="model_id in the answers (default: from "
+                                                                          "--model / --run)")
+    answer.add_argument("--prompt-format", "--prompt_format", dest="prompt_format", default="auto",
+                        choices=["auto", "chat", "alpaca", "plain"],
+                        help="auto (default): a run's training template; a model's chat template, else alpaca")
+    answer.add_argument("--limit", type=int, help="answer N questions, round-robin over the categories")
+    answer.add_argument("--max-new-tokens", "--max_new_tokens", dest="max_new_tokens", type=int, default=1024,
+                        help="tokens per answer turn (default 1024, FastChat's)")
+    answer.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=8,
+                        help="questions decoded together (default 8)")
+    answer.add_argument("--seed", type=int, default=0, help="seeds sampled answers per question and turn (default 0)")
+    answer.add_argument("--dtype", choices=["auto", "bf16", "fp32"], default="auto")
+    answer.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    answer.set_defaults(run=run_answer)
+
+
+def _add_judge(actions, raw) -> None:
+    judge = actions.add_parser("judge", help="grade an answers file with a judge (FastChat single grading)",
+                               description="Judge a FastChat model-answer file; print and write the scores.",
+                               epilog=JUDGE_EXAMPLES, formatter_class=raw)
+    judge.add_argument("--answers", required=True, help="a FastChat model-answer JSONL (ours or FastChat's)")
+    judge.add_argument("--judge", required=True, help="judge spec, e.g. hf:smollm2-135m or openai:gpt-4")
+    judge.add_argument("--out", required=True, help="output folder (judgments/, scores-<judge>.json)")
+    judge.add_argument("--judge-max-tokens", "--judge_max_tokens", dest="judge_max_tokens", type=int, default=2048,
+                       help="tokens per judge reply (default 2048, FastChat's)")
+    judge.set_defaults(run=run_judge)
+
+
+def _add_show(actions, raw) -> None:
+    show = actions.add_parser("show", help="print the score tables of judgments (FastChat's show_result)",
+                              description="Print FastChat-style score tables, one per judge.",
+                              epilog=SHOW_EXAMPLES, formatter_class=raw)
+    show.add_argument("path", help="an output folder (its judgments/*.jsonl) or one judgments JSONL file")
+    show.set_defaults(run=run_show)
+
+
+def _at_least_one(**values: int | None) -> None:
+    for name, value in values.items():
+        if value is not None and value < 1:
+            raise UserError(f"--{name.replace('_', '-')}: must be >= 1 (got {value})")
+
+
+def default_model_id(model: str, run_dir: str | None) -> str:
+    """A run folder 'runs/x/lora/seed-0' → 'lora-seed-0'; a model 'org/name' → 'name'."""
+    if run_dir:
+        path = Path(run_dir).resolve()
+        return f"{path.parent.name}-{path.name}" if path.name.startswith("seed-") else path.name
+    return Path(model).name or model
+
+
+def run_answer(args) -> int:
+    from owlore_bench.models import load_model, load_trained
+    from owlore_bench.mtbench.generate import generate_answers, meta_path, resolve_prompt_format
+    from owlore_bench.mtbench.questions import load_questions
+    from owlore_bench.results import read_json
+
+    _at_least_one(limit=args.limit, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+    questions = load_questions()  # before the model: a data problem costs seconds, not a model load
+    if args.run_dir:
+        model, tokenizer = load_trained(args.run_dir, dtype=args.dtype, device=args.device)
+    else:
+        model, tokenizer = load_model(args.model, dtype=args.dtype, device=args.device)
+    prompt_format = args.prompt_format if args.prompt_format != "auto" else \
+        resolve_prompt_format(tokenizer, args.run_dir)
+    model_id = args.model_id or default_model_id(args.model, args.run_dir)
+    started = time.perf_counter()
+    out_file = generate_answers(model, tokenizer, questions, Path(args.out) / "answers.jsonl", model_id=model_id,
+                                prompt_format=prompt_format, max_new_tokens=args.max_new_tokens,
+                                batch_size=args.batch_size, seed=args.seed, limit=args.limit, progress=True)
+    meta = read_json(meta_path(out_file))
+    rate = meta["new_tokens"] / meta["wall_s"] if meta["wall_s"] else 0.0
+    print(f"answers of {model_id} ({prompt_format} prompts) -> {out_file}; this call "
+          f"{time.perf_counter() - started:.1f} s; all answers: {meta['new_tokens']} tokens in {meta['wall_s']:.1f} s "
+          f"({rate:.1f} tokens/s)")
+    return 0
+
+
+def run_judge(args) -> int:
+    from owlore_bench.mtbench.judges import describe, make_judge, parse_spec
+    from owlore_bench.mtbench.pipeline import judge_answer_file, scores_path
+    from owlore_bench.mtbench.questions import load_answers, load_questions
+    from owlore_bench.mtbench.scores import format_scores
+
+    _at_least_one(judge_max_tokens=args.judge_max_tokens)
+    parse_spec(args.judge)  # a bad spec or a bad answers file: one line before any model is loaded
+    load_answers(args.answers, load_questions())
+    judge = make_judge(args.judge, args.judge_max_tokens)
+    scores = judge_answer_file(args.answers, judge, args.out)
+    print(format_scores({scores["model_id"]: scores}, f"judge {describe(judge.identity)}"))
+    print(f"\njudgments -> {scores['judgments_file']}\nscores -> {scores_path(args.out, judge)}")
+    return 0
+
+
+def run_show(args) -> int:
+    import json
+
+    from owlore_bench.mtbench.questions import complete_rows, load_questions
+    from owlore_bench.mtbench.scores import aggregate_by_model, format_scores
+
+    path = Path(args.path)
+    if path.is_dir():
+        files = sorted((path / "judgments").glob("*.jsonl")) or sorted(path.glob("*.jsonl"))
+    else:
+        files = [path] if path.is_file() else []
+    if not files:
+        raise UserError(f"{path}: no judgments found (give an output folder with judgments/*.jsonl, or a file)")
+    try:
+        categories = {q["question_id"]: q["category"] for q in load_questions()}
+    except UserError:
+        categories = {}  # without question.jsonl the categories show as 'unknown'
+    for file in files:
+        groups: dict[str, list[dict]] = {}
+        for row in complete_rows(file):
+            if "score" not in row or "turn" not in row:
+                raise UserError(f"{file}: not single-grading judgments (no score/turn); pairwise files are not shown")
+            judge = row.get("judge_identity") or {"model": row["judge"][0]}
+            groups.setdefault(json.dumps(judge, sort_keys=True), []).append(row)
+        for key, rows in groups.items():
+            print(format_scores(aggregate_by_model(rows, categories), f"{file} — judge {_judge_text(json.loads(key))}"))
+            print()
+    return 0
+
+
+def _judge_text(identity: dict) -> str:
+    from owlore_bench.mtbench.judges import describe
+
+    return describe(identity) if "backend" in identity else str(identity["model"])

@@ -1,0 +1,118 @@
+"""`openai:` judge: any OpenAI-compatible chat-completions endpoint (OpenAI, vLLM `vllm serve`, llama.cpp
+`llama-server`, Ollama, TGI), through the `openai` client, imported only when this backend is used.
+
+Requests are FastChat's: messages [system, user], temperature 0, max_tokens (default 2048), n 1. Up to
+`concurrency` requests run at once (a thread pool). A 429, a 5xx, a connection error or a timeout is retried
+`retries` times, waiting backoff * 2^k seconds before retry k+1; other HTTP errors (401, 404, 400) are not retried.
+When the retries are spent, or the key variable is missing, the run stops with one UserError line naming the
+URL or the variable; judgments already written stay, so a rerun judges only what is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from typing import Any
+
+from owlore_bench.errors import UserError
+from owlore_bench.mtbench.judges import DEFAULT_MAX_TOKENS, OPENAI_URL, Judge
+
+NO_KEY = "none"  # api_key_env=none: a local server that wants no key
+
+
+class OpenAIJudge(Judge):
+    """A judge behind an OpenAI-compatible /v1/chat/completions endpoint."""
+
+    backend = "openai"
+    OPTIONS = {"base_url": str, "api_key_env": str, "concurrency": int, "timeout": float, "retries": int,
+               "backoff": float}
+
+    def __init__(self, model: str, max_tokens: int = DEFAULT_MAX_TOKENS, base_url: str = OPENAI_URL,
+                 api_key_env: str = "OPENAI_API_KEY", concurrency: int = 8, timeout: float = 60.0,
+                 retries: int = 5, backoff: float = 1.0):
+        """`timeout`: seconds per request; `backoff`: seconds before the first retry (doubling after each)."""
+        super().__init__(model, max_tokens)
+        for name, value, low in (("concurrency", concurrency, 1), ("timeout", timeout, 1e-3), ("retries", retries, 0),
+                                 ("backoff", backoff, 0)):
+            if value < low:
+                raise UserError(f"judge openai:{model}: option {name} must be >= {low:g} (got {value:g})")
+        try:
+            import openai
+        except ImportError:
+            raise UserError("the openai: judge needs the openai package: pip install openai") from None
+        if api_key_env.lower() == NO_KEY:
+            key = "none"  # the client insists on some key; local servers ignore it
+        else:
+            key = os.environ.get(api_key_env, "")
+            if not key:
+                raise UserError(f"judge openai:{model}: environment variable {api_key_env} is not set; export it, "
+                                f"or add ?api_key_env=none for a local server that needs no key")
+        self.base_url, self.api_key_env = base_url.rstrip("/"), api_key_env
+        self.concurrency, self.timeout, self.retries, self.backoff = concurrency, timeout, retries, backoff
+        self._openai = openai
+        self._client = openai.OpenAI(api_key=key, base_url=self.base_url, timeout=timeout, max_retries=0)
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        return {**super().identity, "base_url": self.base_url}
+
+    def complete(self, system: str, user: str) -> str:
+        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
+        attempt = 0
+        while True:
+            try:
+                response = self._client.chat.completions.create(model=self.model, messages=messages, n=1,
+                                                                temperature=0, max_tokens=self.max_tokens)
+                return response.choices[0].message.content or ""
+            except self._openai.APIError as error:
+                if not self._retryable(error) or attempt == self.retries:
+                    raise self._as_user_error(error, attempt + 1) from None
+            time.sleep(self.backoff * 2 ** attempt)
+            attempt += 1
+
+    def _retryable(self, error: Exception) -> bool:
+        openai = self._openai
+        if isinstance(error, (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError)):
+            return True
+        return isinstance(error, openai.APIStatusError) and error.status_code >= 500
+
+    def _as_user_error(self, error: Exception, tries: int) -> UserError:
+        openai, where = self._openai, f"judge openai:{self.model} at {self.base_url}"
+        tail = "; answers and finished judgments are kept, a rerun judges only what is missing"
+        if isinstance(error, openai.APITimeoutError):
+            return UserError(f"{where}: no reply within {self.timeout:g} s ({tries} tries); check the server or "
+                             f"raise ?timeout={tail}")
+        if isinstance(error, openai.APIConnectionError):
+            return UserError(f"{where} is unreachable ({tries} tries); start the server or fix base_url{tail}")
+        if isinstance(error, openai.APIStatusError):
+            message = str(getattr(error, "message", error)).splitlines()[0] if str(error) else ""
+            return UserError(f"{where}: HTTP {error.status_code} after {tries} tries ({message}){tail}")
+        return UserError(f"{where}: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
+
+    def complete_many(self, requests: list[tuple[str, str]]) -> Iterator[tuple[int, str]]:
+        """Up to `concurrency` requests in flight; (index, reply) as each finishes. After a failure no new request
+        starts; the ones in flight are awaited and their replies yielded (they are paid for), then it raises."""
+        queue, pending, failure = iter(enumerate(requests)), {}, None
+        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="judge")
+        try:
+            while True:
+                while failure is None and len(pending) < self.concurrency:
+                    index, request = next(queue, (None, None))
+                    if request is None:
+                        break
+                    pending[pool.submit(self.complete, *request)] = index
+                if not pending:
+                    break
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    index = pending.pop(future)
+                    if future.exception() is None:
+                        yield index, future.result()
+                    else:
+                        failure = failure or future.exception()
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        if failure is not None:
+            raise failure

@@ -1,0 +1,67 @@
+"""MT-Bench part of `owlore-bench report`: the per-category table (mt_bench.md / .csv) and the radar plot, one
+per judge, from the scores files in the results store (`<unit>/mt_bench/scores-<judge>.json`).
+
+Seeds are averaged per category like every other cell of the report (mean over the ok seeds); judges never are.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from statistics import fmean
+from typing import Any
+
+import pandas as pd
+
+from owlore_bench.mtbench.judges import describe
+from owlore_bench.mtbench.radar import plot_category_radar
+from owlore_bench.report import Results, mt_bench_judges, write_text_atomic
+
+SUMMARY_COLUMNS = {"turn1": "Turn 1", "turn2": "Turn 2", "overall": "Overall"}
+
+
+def _mean(values: list[float | None]) -> float | None:
+    present = [value for value in values if value is not None]
+    return fmean(present) if present else None
+
+
+def category_table(results: Results, slug: str) -> pd.DataFrame:
+    """Rows = table rows (methods) scored by judge `slug`; columns = categories (1-10), Turn 1, Turn 2, Overall
+    (means over seeds), Unparsed (judgments scored -1, summed over seeds), Judged (valid judgments, summed)."""
+    lines = {}
+    for name, runs in results.rows.items():
+        scored = [run.mt_bench[slug] for run in runs if run.status == "ok" and slug in run.mt_bench]
+        if not scored:
+            continue
+        categories = list(dict.fromkeys(category for scores in scored for category in scores["categories"]))
+        line: dict[str, Any] = {category: _mean([s["categories"].get(category) for s in scored])
+                                for category in categories}
+        line.update({title: _mean([s[key] for s in scored]) for key, title in SUMMARY_COLUMNS.items()})
+        line["Unparsed"] = sum(s["n_unparsed"] for s in scored)
+        line["Judged"] = sum(s["n_valid"] for s in scored)
+        line["Seeds"] = len(scored)
+        lines[name] = line
+    return pd.DataFrame.from_dict(lines, orient="index")
+
+
+def write_mtbench_files(results: Results, out_dir: str | Path, plots: bool = True) -> list[Path]:
+    """mt_bench.md and mt_bench.csv (every judge) and mt_bench_radar_<judge>.png; [] when nothing was judged."""
+    judges = mt_bench_judges(results)
+    if not judges:
+        return []
+    out_dir = Path(out_dir)
+    sections, frames, paths = [], [], []
+    for slug, identity in judges.items():
+        table = category_table(results, slug)
+        title = f"MT-Bench, judge {describe(identity) if identity else slug}"
+        sections.append(f"## {title}\n\nMean judge score (1-10) per category and turn over the seeds; Overall = "
+                        f"mean of all valid judgments (FastChat's show_result.py); Unparsed = judge replies "
+                        f"without a rating (scored -1, left out of the means).\n\n"
+                        f"{table.to_markdown(floatfmt='.2f')}\n")
+        frames.append(table.rename_axis("row").reset_index().assign(judge=slug))
+        if plots:
+            scores = {name: {c: row[c] for c in table.columns if c not in (*SUMMARY_COLUMNS.values(),
+                             "Unparsed", "Judged", "Seeds") and pd.notna(row[c])} for name, row in table.iterrows()}
+            paths.append(plot_category_radar(scores, out_dir / f"mt_bench_radar_{slug}.png", title))
+    write_text_atomic(out_dir / "mt_bench.md", "\n".join(sections))
+    write_text_atomic(out_dir / "mt_bench.csv", pd.concat(frames).to_csv(index=False))
+    return [out_dir / "mt_bench.md", out_dir / "mt_bench.csv", *paths]
