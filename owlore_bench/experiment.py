@@ -10,16 +10,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, StrictInt, field_validator
+from pydantic import Field, StrictInt, field_validator, model_validator
 
 from owlore_bench.config import DataConfig, RunConfig, StrictModel, TrainConfig, parse, read_yaml
 from owlore_bench.errors import UserError
+from owlore_bench.mtbench.pipeline import MTBenchConfig
 
 BASE_LABEL = "base"
 DEFAULT_OUTPUT_ROOT = "runs"  # the user's; committed reference results live under results/ and are never resumed
 # Fields that say where results go or what to compare with, not what is computed: an output folder written with
 # other values of these still holds the same experiment.
-LOCATION_FIELDS = ("out", "reference")
+# Changing the MT-Bench judge (or asking for more questions) keeps every result: answers are reused and only
+# what is missing is generated or judged, each judge in its own files.
+LOCATION_FIELDS = ("out", "reference", "mt_bench.judge", "mt_bench.judge_max_tokens", "mt_bench.limit")
 
 
 class MethodEntry(StrictModel):
@@ -41,7 +44,8 @@ class MethodEntry(StrictModel):
 class EvalConfig(StrictModel):
     """How every trained model (and the base model) is scored with lm-eval."""
 
-    tasks: list[str] = Field(description="lm-eval task or group names (this project's tasks/ or the hub's)")
+    tasks: list[str] = Field(default_factory=list, description="lm-eval task or group names (this project's "
+                                                               "tasks/ or the hub's); may be empty with mt_bench")
     num_fewshot: int | None = Field(None, ge=0, description="shots; None = each task's own default")
     limit: int | None = Field(None, gt=0, description="score at most N examples per task")
     batch_size: int = Field(16, gt=0, description="sequences per lm-eval forward pass")
@@ -60,7 +64,9 @@ class ExperimentConfig(StrictModel):
     train: TrainConfig = Field(default_factory=TrainConfig)
     methods: list[MethodEntry] = Field(min_length=1, description="the rows to compare")
     seeds: list[StrictInt] = Field(default_factory=lambda: [0], min_length=1, description="integer seeds")
-    eval: EvalConfig
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    mt_bench: MTBenchConfig | None = Field(None, description="also answer and judge MT-Bench with every model "
+                                                             "(judge, limit, max_new_tokens...); None = skip")
     evaluate_base: bool = Field(True, description="also score the model without fine-tuning (row 'base')")
     save_model: bool = Field(False, description="keep each run's trained weights/adapter under model/")
     out: str | None = Field(None, description="output folder; default runs/<name> (relative to the working "
@@ -78,6 +84,12 @@ class ExperimentConfig(StrictModel):
         if duplicates:
             raise ValueError(f"method names must be unique; repeated: {', '.join(duplicates)}")
         return entries
+
+    @model_validator(mode="after")
+    def _evaluates_something(self) -> ExperimentConfig:
+        if not self.eval.tasks and self.mt_bench is None:
+            raise ValueError("nothing to evaluate: name eval.tasks (lm-eval tasks) and/or add an mt_bench section")
+        return self
 
     @property
     def out_dir(self) -> Path:
@@ -112,7 +124,8 @@ def check_out_dir_is_usable(experiment: ExperimentConfig) -> None:
     """One line, before anything runs, for an output folder that is a file or the committed reference itself."""
     out_dir = experiment.out_dir
     if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"out: {out_dir} is a file, not a folder; pass a folder path, e.g. --out runs/{experiment.name}")
+        raise UserError(f"out: {out_dir} is a file, not a folder; pass a folder path, "
+                        f"e.g. --out runs/{experiment.name}")
     if experiment.reference and out_dir.resolve() == Path(experiment.reference).resolve():
         raise UserError(f"out: {out_dir} is this config's committed reference ({experiment.reference}); runs never "
                         f"write to or resume from it; pass another folder, e.g. --out runs/{experiment.name}")
@@ -156,7 +169,8 @@ def plan(experiment: ExperimentConfig, only: dict[str, str] | None = None) -> li
                               experiment.out_dir / entry.name / f"seed-{seed}"))
     if not only:
         return units
-    chosen = [u for u in units if only.get("method", u.label) == u.label and only.get("seed", str(u.seed)) == str(u.seed)]
+    chosen = [u for u in units
+              if only.get("method", u.label) == u.label and only.get("seed", str(u.seed)) == str(u.seed)]
     if not chosen:
         labels = sorted({u.label for u in units})
         raise UserError(f"--only {only}: matches no run; methods are {', '.join(labels)}, seeds {experiment.seeds}")

@@ -32,6 +32,7 @@ AVG = "Avg"
 MAX_TASK_COLUMNS = 12  # more stored tasks than this (MMLU's 57 subjects) fold into their group columns
 DELTA = "delta_avg_vs_full_ft"
 # non-task columns: key in the numbers table → (display title, display kind, which direction is better)
+MT_BENCH = "mt_bench:"  # column key prefix, one column per judge (judges are never averaged together)
 EXTRA_COLUMNS = {
     "peak_mem_bytes": ("Peak mem (GiB)", "gib", "lower"),
     "trainable_params": ("Trainable params", "count", None),
@@ -57,6 +58,12 @@ class Run:
     @property
     def method(self) -> str:
         return self.summary.get("method", self.label)
+
+    @cached_property
+    def mt_bench(self) -> dict[str, dict[str, Any]]:
+        """MT-Bench scores of this run by judge: {judge slug: mt_bench/scores-<slug>.json} (empty without)."""
+        return {path.stem.removeprefix("scores-"): _read(path)
+                for path in sorted((self.path / "mt_bench").glob("scores-*.json"))}
 
     @cached_property
     def metrics(self) -> list[dict[str, Any]]:
@@ -244,6 +251,8 @@ def run_values(run: Run, tasks: dict[str, dict[str, Any]]) -> dict[str, float]:
         values[task] = math.nan if value is None else 100.0 * float(value)
     plain = [values[task] for task, info in tasks.items() if not info["group"]]
     values[AVG] = sum(plain) / len(plain) if plain and not any(math.isnan(v) for v in plain) else math.nan
+    for slug, scores in run.mt_bench.items():
+        values[MT_BENCH + slug] = scores.get("overall")
     values["peak_mem_bytes"] = run.summary.get("peak_mem_total_bytes")
     values["trainable_params"] = run.summary.get("trainable_params")
     values["tokens_per_s"] = run.summary.get("tokens_per_s")
@@ -301,7 +310,9 @@ def table_from_results(results: Results, metric: str = "acc", delta: bool = Fals
     if metric not in METRICS:
         raise UserError(f"--metric: unknown metric '{metric}'; use one of {', '.join(METRICS)}")
     columns = task_columns(results, metric, tasks)
-    keys = [*columns, AVG, *EXTRA_COLUMNS] if columns else list(EXTRA_COLUMNS)
+    judges = mt_bench_judges(results)
+    keys = [*columns, AVG] if columns else []
+    keys += [MT_BENCH + slug for slug in judges] + list(EXTRA_COLUMNS)
     records = {}
     for name, runs in results.rows.items():
         records[name] = {("experiment", ""): runs[0].experiment, ("label", ""): runs[0].label,
@@ -311,11 +322,17 @@ def table_from_results(results: Results, metric: str = "acc", delta: bool = Fals
     table = pd.DataFrame.from_dict(records, orient="index")
     table.columns = pd.MultiIndex.from_tuples(table.columns)
     stored = {row["task"] for runs in results.rows.values() for run in runs for row in run.eval_rows}
-    table.attrs.update(tasks=columns, hidden_tasks=sorted(stored - set(columns)), metric=metric,
+    table.attrs.update(tasks=columns, mt_bench_judges=judges, hidden_tasks=sorted(stored - set(columns)), metric=metric,
                        skipped=[str(path) for path in results.skipped])
     if delta and columns:
         _add_delta(table)
     return table
+
+
+def mt_bench_judges(results: Results) -> dict[str, dict[str, Any]]:
+    """{judge slug: judge identity} of every MT-Bench scores file among the runs, in slug order."""
+    return {slug: scores.get("judge", {}) for runs in results.rows.values() for run in runs
+            for slug, scores in sorted(run.mt_bench.items())}
 
 
 def build_table(dirs: Iterable[str | Path], metric: str | None = None, delta: bool = False,
@@ -358,6 +375,8 @@ def value_columns(table: pd.DataFrame) -> dict[str, tuple[str, str, str | None]]
     columns = {task: (task, "pct", "higher") for task in table.attrs.get("tasks", {})}
     if columns:
         columns[AVG] = (AVG, "pct", "higher")
+    for slug, identity in table.attrs.get("mt_bench_judges", {}).items():
+        columns[MT_BENCH + slug] = (f"MT-Bench ({identity.get('model', slug)})", "score", "higher")
     columns.update(EXTRA_COLUMNS)
     if (DELTA, "mean") in table.columns:
         columns[DELTA] = ("Δ Avg vs full FT", "delta", None)
@@ -380,6 +399,8 @@ def format_number(value: float, kind: str, scale: float | None = None) -> str:
         return f"{value:,.0f}"
     if kind == "delta":
         return f"{value:+.1f}"
+    if kind == "score":
+        return f"{value:.2f}"
     return f"{value:.1f}"
 
 
@@ -442,6 +463,12 @@ def caption(table: pd.DataFrame) -> str:
     parts.append("Cells: mean ± sample std over seeds, (n) = seeds when n > 1. Bold: best per column (accuracy "
                  "and tokens/s higher, memory lower). Peak mem: peak of the weights + gradients + optimizer + "
                  "activations ledger, GiB = 2^30 bytes.")
+    for slug, identity in table.attrs.get("mt_bench_judges", {}).items():
+        from owlore_bench.mtbench.judges import describe
+
+        parts.append(f"MT-Bench ({identity.get('model', slug)}): mean judge score 1-10 over both turns, FastChat "
+                     f"single-answer grading, judge {describe(identity) if identity else slug}; per category in "
+                     f"mt_bench.md.")
     if (DELTA, "mean") in table.columns:
         parts.append("Δ: Avg minus the experiment's full FT Avg, percentage points.")
     if table.attrs.get("hidden_tasks"):
@@ -474,7 +501,7 @@ def csv_frame(table: pd.DataFrame) -> pd.DataFrame:
         flat[key] = table[(key, "")].to_numpy()
     tasks = table.attrs.get("tasks", {})
     for key in value_columns(table):
-        name = "avg" if key == AVG else key
+        name = "avg" if key == AVG else key.replace(MT_BENCH, "mt_bench_")
         if key in tasks:
             shots = tasks[key]["num_fewshot"]
             name = f"{key}_{tasks[key]['metric']}" + ("" if shots is None else f"_{shots}shot")

@@ -30,15 +30,30 @@ def claim_out_dir(experiment: ExperimentConfig, force: bool = False) -> None:
     if path.is_file() and not force:
         differing = sorted(key for key in differing_keys(read_json(path), new) if key not in LOCATION_FIELDS)
         if differing:
-            raise UserError(f"{experiment.out_dir} holds results of a different config (fields: {', '.join(differing)}); "
+            raise UserError(f"{experiment.out_dir} holds results of a different config "
+                            f"(fields: {', '.join(differing)}); "
                             f"use another `out`, or --force to keep what still matches and rerun the rest")
     write_json_atomic(path, new)
 
 
-def unit_is_complete(unit: Unit) -> bool:
+def unit_is_complete(unit: Unit, experiment: ExperimentConfig | None = None) -> bool:
+    """summary.json is there, the config matches, and (with mt_bench) every chosen question is answered."""
     if not (unit.folder / "summary.json").is_file():
         return False
-    return unit.run is None or read_json(unit.folder / "config.json") == dump_json(unit.run)
+    if unit.run is not None and read_json(unit.folder / "config.json") != dump_json(unit.run):
+        return False
+    return experiment is None or experiment.mt_bench is None or _answers_are_complete(experiment, unit)
+
+
+def _answers_are_complete(experiment: ExperimentConfig, unit: Unit) -> bool:
+    from owlore_bench.mtbench.pipeline import ANSWERS_FILE
+    from owlore_bench.mtbench.questions import complete_rows, load_questions, select_questions
+
+    if read_json(unit.folder / "summary.json").get("status") != "ok":
+        return True  # a diverged/oom/failed unit has no model to answer with: its status is the result
+    answered = {row["question_id"] for row in complete_rows(unit.folder / "mt_bench" / ANSWERS_FILE)}
+    chosen = {q["question_id"] for q in select_questions(load_questions(), experiment.mt_bench.limit)}
+    return chosen <= answered
 
 
 def clear_stale(unit: Unit) -> None:
@@ -54,7 +69,7 @@ def run_units(experiment: ExperimentConfig, units: list[Unit], progress: bool = 
     bar = tqdm(units, desc="runs", unit="run", disable=not progress)
     for unit in bar:
         bar.set_postfix_str(f"{unit.label} seed {unit.seed}")
-        if not unit_is_complete(unit):
+        if not unit_is_complete(unit, experiment):
             clear_stale(unit)
             run_unit(experiment, unit)
         summaries.append(read_json(unit.folder / "summary.json"))
@@ -101,12 +116,49 @@ def _train_and_evaluate(experiment: ExperimentConfig, unit: Unit) -> dict[str, A
 
 
 def _evaluate_into(experiment: ExperimentConfig, unit: Unit, model: Any, tokenizer: Any) -> None:
-    from owlore_bench.evaluate import evaluate_model
-
+    """lm-eval rows into eval.json, then (with mt_bench) the model's MT-Bench answers; judging comes later, for
+    all units at once (judge_mtbench), so a judge that fails costs no training and a new judge no generation."""
     settings = experiment.eval
-    rows = evaluate_model(model, tokenizer, settings.tasks, num_fewshot=settings.num_fewshot, limit=settings.limit,
-                          batch_size=settings.batch_size)
-    write_json_atomic(unit.folder / "eval.json", {"rows": rows})
+    if settings.tasks:
+        from owlore_bench.evaluate import evaluate_model
+
+        rows = evaluate_model(model, tokenizer, settings.tasks, num_fewshot=settings.num_fewshot,
+                              limit=settings.limit, batch_size=settings.batch_size)
+        write_json_atomic(unit.folder / "eval.json", {"rows": rows})
+    if experiment.mt_bench is not None:
+        from owlore_bench.mtbench.generate import generate_answers, resolve_prompt_format
+        from owlore_bench.mtbench.pipeline import ANSWERS_FILE
+        from owlore_bench.mtbench.questions import load_questions
+
+        bench = experiment.mt_bench
+        generate_answers(model, tokenizer, load_questions(), unit.folder / "mt_bench" / ANSWERS_FILE,
+                         model_id=f"{experiment.name}/{unit.label}/seed-{unit.seed}",
+                         prompt_format=resolve_prompt_format(tokenizer, unit.folder if unit.run else None),
+                         max_new_tokens=bench.max_new_tokens, batch_size=bench.batch_size, seed=bench.seed,
+                         limit=bench.limit)
+
+
+def judge_mtbench(experiment: ExperimentConfig, units: list[Unit], progress: bool = True) -> int:
+    """Judge the MT-Bench answers of every finished unit that the experiment's judge has not scored yet (each
+    judge writes its own judgments and scores files). Returns how many units were judged now. A judge that
+    cannot be reached is one UserError line; the answers stay and a rerun judges only what is missing."""
+    from owlore_bench.mtbench.pipeline import ANSWERS_FILE, cached_judge, judge_answer_file, scores_path
+    from owlore_bench.mtbench.questions import load_questions, select_questions
+
+    bench = experiment.mt_bench
+    chosen = {q["question_id"] for q in select_questions(load_questions(), bench.limit)}
+    todo = [unit for unit in units if (unit.folder / "mt_bench" / ANSWERS_FILE).is_file()
+            and read_json(unit.folder / "summary.json").get("status") == "ok"]
+    judged = 0
+    for unit in tqdm(todo, desc="judging", unit="run", disable=not progress or not todo):
+        judge = cached_judge(bench.judge, bench.judge_max_tokens)  # loads an hf: judge once, only when needed
+        folder = unit.folder / "mt_bench"
+        target = scores_path(folder, judge)
+        if target.is_file() and read_json(target).get("n_questions") == len(chosen):
+            continue
+        judge_answer_file(folder / ANSWERS_FILE, judge, folder, question_ids=chosen)
+        judged += 1
+    return judged
 
 
 def dry_run_plan(experiment: ExperimentConfig, units: list[Unit]) -> list[dict[str, Any]]:

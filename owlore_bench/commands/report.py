@@ -41,6 +41,9 @@ def make_report(dirs: list[str | Path], out_dir: str | Path, metric: str | None 
     results = load_results(dirs)
     table = table_from_results(results, metric or default_metric(results), delta, tasks)
     paths = write_tables(table, out_dir)
+    from owlore_bench.mtbench.tables import write_mtbench_files
+
+    paths += write_mtbench_files(results, out_dir, plots=plots)
     if plots:
         from owlore_bench.plots import write_plots  # matplotlib is only needed here
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from owlore_bench.experiment import load_experiment, parse_only, plan
-from owlore_bench.runner import claim_out_dir, dry_run_plan, run_units
+from owlore_bench.runner import claim_out_dir, dry_run_plan, judge_mtbench, run_units
 
 EXAMPLES = """examples:
   owlore-bench run configs/quickstart.yaml                       # -> runs/quickstart/ (resumable)
@@ -41,12 +41,17 @@ def run(args) -> int:
     from owlore_bench.evaluate import check_tasks
     from owlore_bench.tracking import check_available
 
-    check_tasks(experiment.eval.tasks)
+    if experiment.eval.tasks:
+        check_tasks(experiment.eval.tasks)
+    if experiment.mt_bench is not None:
+        check_mtbench(experiment)
     for unit in units:
         if unit.run is not None:
             check_available(unit.run.train.report_to)
     claim_out_dir(experiment, force=args.force)
     summaries = run_units(experiment, units)
+    if experiment.mt_bench is not None:
+        judge_mtbench(experiment, units)
     from owlore_bench.commands.report import make_report
     from owlore_bench.report import render_markdown
 
@@ -66,8 +71,13 @@ def run(args) -> int:
 def print_plan(experiment, units) -> None:
     rows = dry_run_plan(experiment, units)
     print(f"experiment '{experiment.name}': {len(rows)} runs -> {experiment.out_dir}")
-    print(f"model {experiment.model}; data {experiment.data.path}; eval {', '.join(experiment.eval.tasks)} "
-          f"(shots {experiment.eval.num_fewshot}, limit {experiment.eval.limit})")
+    evaluation = (f"eval {', '.join(experiment.eval.tasks)} (shots {experiment.eval.num_fewshot}, limit "
+                  f"{experiment.eval.limit})" if experiment.eval.tasks else "no lm-eval tasks")
+    print(f"model {experiment.model}; data {experiment.data.path}; {evaluation}")
+    if experiment.mt_bench is not None:
+        bench = experiment.mt_bench
+        print(f"mt_bench: {bench.limit or 80} questions x 2 turns, max {bench.max_new_tokens} new tokens a turn, "
+              f"judge {bench.judge} (max {bench.judge_max_tokens} tokens)")
     for row in rows:
         if "estimated_total_bytes" in row:
             memory = f"est. {row['estimated_total_bytes'] / 2**30:6.2f} GiB ({row['estimate_dtype']}), " \
@@ -77,3 +87,16 @@ def print_plan(experiment, units) -> None:
         done = "done" if row["complete"] else "todo"
         print(f"  {row['label']:<20} seed {row['seed']:<3} {done}  {memory}")
 
+
+
+def check_mtbench(experiment) -> None:
+    """Before anything trains: the MT-Bench data is there, and an openai: judge has its API key (an hf: judge is
+    loaded only when the answers are ready, so it does not sit in memory during training)."""
+    from owlore_bench.mtbench.judges import parse_spec
+    from owlore_bench.mtbench.pipeline import cached_judge
+    from owlore_bench.mtbench.questions import load_judge_prompts, load_questions
+
+    load_questions()
+    load_judge_prompts()
+    if parse_spec(experiment.mt_bench.judge)[0] == "openai":
+        cached_judge(experiment.mt_bench.judge, experiment.mt_bench.judge_max_tokens)
