@@ -77,7 +77,8 @@ def test_loop_overhead_against_a_bare_pytorch_loop(model_name, batch_size, max_l
         seed_everything(0)
         medians[kind] = statistics.median(timer(model, data, cfg)[WARMUP:])
     bare = (medians["bare"] + medians["bare_again"]) / 2  # before and after the loop: drift on a shared CPU
-    print(f"\n[bench_loop] {model_name} batch {batch_size} x <= {max_length} tokens, {torch.get_num_threads()} threads, "
+    print(f"\n[bench_loop] {model_name} batch {batch_size} x <= {max_length} tokens, "
+          f"{torch.get_num_threads()} threads, "
           f"median of {STEPS - WARMUP} steps: bare {bare * 1000:.1f} ms "
           f"(runs {medians['bare'] * 1000:.1f} / {medians['bare_again'] * 1000:.1f}), "
           f"loop {medians['loop'] * 1000:.1f} ms, ratio loop/bare = {medians['loop'] / bare:.3f}; with the memory "

@@ -133,7 +133,8 @@ def accuracy_section(args) -> list[str]:
         summary = measure_memory("smollm2-135m", method, steps=args.measure_steps, device="cpu", **shape)
         measured_s = time.perf_counter() - started - estimated_s
         measured = measured_ledger(summary)
-        cells = [f"{estimate[c] / MIB:.1f} / {measured.get(c, 0) / MIB:.1f} ({_percent(estimate[c], measured.get(c, 0))})"
+        cells = [f"{estimate[c] / MIB:.1f} / {measured.get(c, 0) / MIB:.1f} "
+                 f"({_percent(estimate[c], measured.get(c, 0))})"
                  for c in (*CATEGORIES, "total")]
         lines.append(f"| {method} | " + " | ".join(cells) + f" | {estimated_s:.1f} | {measured_s:.1f} |")
         print(lines[-1], flush=True)

@@ -115,12 +115,14 @@ def main() -> int:
         print(f"skipped: benchmark data {DATA} not found (needs ../shared/data)")
         return 0
     torch.set_num_threads(THREADS)
-    print(f"smollm2-135m, {STEPS} steps, K={INTERVAL}, batch {BATCH} x {SEQ} tokens, fp32 CPU ({THREADS} thread(s)), seed 0")
+    print(f"smollm2-135m, {STEPS} steps, K={INTERVAL}, batch {BATCH} x {SEQ} tokens, fp32 CPU ({THREADS} thread(s)), "
+          f"seed 0")
     results = {}
     for label in RUNS:
         results[label] = run_one(label, DATA)
         r = results[label]
-        print(f"{label}: status {r['status']}, final loss {r['final_loss']:.4f}, median step {r['median_step_s']:.3f} s,"
+        print(f"{label}: status {r['status']}, final loss {r['final_loss']:.4f}, "
+              f"median step {r['median_step_s']:.3f} s,"
               f" mean {r['mean_step_s']:.3f} s", flush=True)
     print_memory(results)
     if "full_ft" in results:

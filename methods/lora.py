@@ -34,7 +34,8 @@ class LoRA(Method):
         present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
         missing = [target for target in self.config.target_modules if target not in present]
         if missing:
-            raise UserError(f"lora.target_modules: {missing} not found in the model; it has e.g. {sorted(present)[:12]}")
+            raise UserError(f"lora.target_modules: {missing} not found in the model; "
+                            f"it has e.g. {sorted(present)[:12]}")
         config = LoraConfig(r=self.config.r, lora_alpha=self.config.alpha, lora_dropout=self.config.dropout,
                             target_modules=list(self.config.target_modules), task_type="CAUSAL_LM")
         return get_peft_model(model, config)

@@ -121,10 +121,12 @@ def apply_overrides(values: dict[str, Any], assignments: list[str], known: dict[
             section = "method_config"
         candidates = [section] if section else [name for name, fields in known.items() if key in fields]
         if not candidates or candidates[0] not in known or field not in known[candidates[0]]:
-            allowed = sorted(f"{name}.{f}".replace("method_config.", "method.") for name, fs in known.items() for f in fs)
+            allowed = sorted(f"{name}.{f}".replace("method_config.", "method.")
+                             for name, fs in known.items() for f in fs)
             raise UserError(f"--set: unknown key '{key}'. Known keys: {', '.join(allowed)}")
         if len(candidates) > 1:
-            raise UserError(f"--set: key '{key}' is ambiguous; write one of {', '.join(c + '.' + key for c in candidates)}")
+            raise UserError(f"--set: key '{key}' is ambiguous; write one of "
+                            f"{', '.join(c + '.' + key for c in candidates)}")
         values.setdefault(candidates[0], {})[field] = yaml.safe_load(raw)
     return values
 

@@ -79,7 +79,8 @@ def read_records(path: str | Path, limit: int | None = None) -> list[dict[str, s
             raise UserError(f"{path}: record {index} is not an object")
         for field in ("instruction", "output"):
             if not isinstance(record.get(field), str) or not record[field]:
-                raise UserError(f"{path}: record {index} has no string '{field}' (needs instruction, output; input optional)")
+                raise UserError(f"{path}: record {index} has no string '{field}' "
+                                f"(needs instruction, output; input optional)")
         if not isinstance(record.get("input", ""), str):
             raise UserError(f"{path}: record {index} field 'input' must be a string")
     return [{"instruction": r["instruction"], "input": r.get("input", ""), "output": r["output"]} for r in records]

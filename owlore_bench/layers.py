@@ -38,7 +38,8 @@ def decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
         if layers is not None:
             return layers
     raise UserError(f"cannot find the decoder layers of {type(root).__name__}: looked for a non-empty ModuleList at "
-                    f"{', '.join(LAYER_PATHS)}; this architecture is not supported by layer sampling / outlier analysis")
+                    f"{', '.join(LAYER_PATHS)}; this architecture is not supported by layer sampling / "
+                    f"outlier analysis")
 
 
 def layer_parameter_ids(layers: torch.nn.ModuleList) -> list[set[int]]:

@@ -57,7 +57,8 @@ def trainable_parameter_count(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def train(model: torch.nn.Module, method: Method, data: TrainingData, cfg: TrainConfig, out_dir: str | Path) -> dict[str, Any]:
+def train(model: torch.nn.Module, method: Method, data: TrainingData, cfg: TrainConfig,
+          out_dir: str | Path) -> dict[str, Any]:
     """Train `model` (already through method.prepare) for cfg.steps; resumes from out_dir/checkpoint if present.
 
     Returns the training summary: status, steps done, final_loss, trainable_params (max over steps), tokens_per_s,
@@ -89,7 +90,8 @@ def train(model: torch.nn.Module, method: Method, data: TrainingData, cfg: Train
             ledger.begin_step()
             loss_sum, tokens = 0.0, 0
             for micro in range(cfg.grad_accum):
-                batch = {k: v.to(device, non_blocking=True) for k, v in data.batch(step * cfg.grad_accum + micro, cfg.batch_size).items()}
+                batch = data.batch(step * cfg.grad_accum + micro, cfg.batch_size)
+                batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
                 with ledger.forward():
                     loss = model(**batch).loss / cfg.grad_accum
                 loss.backward()
@@ -112,7 +114,8 @@ def train(model: torch.nn.Module, method: Method, data: TrainingData, cfg: Train
             memory = ledger.end_step()  # after the step so it sees fresh optimizer state; grads were taken above
             elapsed_s += step_s
             metrics.write({"step": step, "loss": loss_sum, "lr": lr, "tokens": tokens, "tokens_per_s": tokens / step_s,
-                           "step_s": step_s, "elapsed_s": elapsed_s, "trainable_params": trainable_parameter_count(model),
+                           "step_s": step_s, "elapsed_s": elapsed_s,
+                           "trainable_params": trainable_parameter_count(model),
                            **memory, **extra})
             bar.update(1)
             bar.set_postfix(loss=f"{loss_sum:.3f}")
@@ -133,7 +136,8 @@ def train(model: torch.nn.Module, method: Method, data: TrainingData, cfg: Train
         "error": error,
         "steps": len(finished),
         "final_loss": finished[-1]["loss"] if finished else None,
-        "trainable_params": max((row["trainable_params"] for row in finished), default=trainable_parameter_count(model)),
+        "trainable_params": max((row["trainable_params"] for row in finished),
+                                default=trainable_parameter_count(model)),
         "tokens_per_s": sum(row["tokens"] for row in finished) / train_s if train_s else None,
         "wall_s": elapsed_s,
         **peak_memory(finished),

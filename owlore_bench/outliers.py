@@ -47,7 +47,8 @@ def _weight_out_by_in(module: torch.nn.Module) -> torch.Tensor:
 def layer_outlier_ratio(weights: Sequence[torch.Tensor], column_sq_means: Sequence[torch.Tensor],
                         threshold: float = DEFAULT_THRESHOLD) -> float:
     """D_l in percent from the layer's weights (out × in) and each one's s_j (length in)."""
-    scores = torch.cat([(w.abs().float() * s.float().sqrt()[None, :]).flatten() for w, s in zip(weights, column_sq_means)])
+    scores = torch.cat([(w.abs().float() * s.float().sqrt()[None, :]).flatten()
+                        for w, s in zip(weights, column_sq_means)])
     return float(100.0 * (scores > threshold * scores.mean()).sum() / scores.numel())
 
 
@@ -55,7 +56,8 @@ class _StopForward(Exception):
     """Raised by a hook after the last decoder layer: the lm_head's logits are not needed."""
 
 
-def column_sq_means(model: torch.nn.Module, windows: torch.Tensor, batch_size: int = 4) -> list[dict[str, torch.Tensor]]:
+def column_sq_means(model: torch.nn.Module, windows: torch.Tensor,
+                    batch_size: int = 4) -> list[dict[str, torch.Tensor]]:
     """Per decoder layer, per scored module: s_j = mean over sequences of Σ_tokens x_j² (fp32, on CPU)."""
     layers = decoder_layers(model)
     sums: list[dict[str, torch.Tensor]] = [{} for _ in layers]
@@ -114,7 +116,8 @@ def calibration_text(source: str | Path | None) -> str:
         raise UserError(f"{path}: not valid JSON; give a JSON array of records or strings, or a .txt file") from None
     if not isinstance(items, list):
         raise UserError(f"{path}: expected a JSON array of {{instruction, input, output}} records or strings")
-    pieces = [item if isinstance(item, str) else " ".join(str(item.get(k, "")) for k in ("instruction", "input", "output"))
+    pieces = [item if isinstance(item, str)
+              else " ".join(str(item.get(k, "")) for k in ("instruction", "input", "output"))
               for item in items if isinstance(item, (str, dict))]
     return "\n\n".join(pieces)
 

@@ -85,7 +85,8 @@ def provenance() -> dict[str, Any]:
     import torch
     import transformers
 
-    versions = {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__}
+    versions = {"python": platform.python_version(), "torch": torch.__version__,
+                "transformers": transformers.__version__}
     for name in ("peft", "galore_torch", "lm_eval"):
         try:
             versions[name] = __import__(name).__version__

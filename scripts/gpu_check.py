@@ -34,7 +34,8 @@ def stub_bitsandbytes() -> None:
     names = ["bitsandbytes", "bitsandbytes.optim", "bitsandbytes.optim.optimizer", "bitsandbytes.functional"]
     modules = {name: types.ModuleType(name) for name in names}
     modules["bitsandbytes.optim.optimizer"].Optimizer2State = type("Optimizer2State", (), {})
-    modules["bitsandbytes"].optim, modules["bitsandbytes"].functional = modules["bitsandbytes.optim"], modules["bitsandbytes.functional"]
+    modules["bitsandbytes"].optim = modules["bitsandbytes.optim"]
+    modules["bitsandbytes"].functional = modules["bitsandbytes.functional"]
     modules["bitsandbytes.optim"].optimizer = modules["bitsandbytes.optim.optimizer"]
     sys.modules.update(modules)
 

@@ -52,7 +52,8 @@ def isolated_cache(tmp_path: Path, monkeypatch) -> Path:
     return cache
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300,
+            env: dict | None = None) -> subprocess.CompletedProcess:
     """Run `owlore-bench ARGS` in a subprocess (the real entry point, as a user would)."""
     return subprocess.run([sys.executable, "-m", "owlore_bench.cli", *args], capture_output=True, text=True,
                           cwd=cwd or REPO_ROOT, timeout=timeout,

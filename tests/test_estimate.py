@@ -155,7 +155,8 @@ def test_gpu_check_imports_galore_without_bitsandbytes():
 
     from conftest import REPO_ROOT
 
-    code = ("import importlib.util, sys; importlib.util.find_spec = lambda name, *a: None; sys.path.insert(0, 'scripts');"
+    code = ("import importlib.util, sys; importlib.util.find_spec = lambda name, *a: None; "
+            "sys.path.insert(0, 'scripts');"
             "import gpu_check; gpu_check.stub_bitsandbytes(); import galore_torch;"
             "assert sys.modules['bitsandbytes'].__spec__ is None; print(galore_torch.GaLoreAdamW.__name__)")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)

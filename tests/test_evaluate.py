@@ -124,7 +124,8 @@ def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 def test_cli_eval_writes_rows(data_root, tmp_path, capsys):
     out = tmp_path / "rows.json"
-    assert main(["eval", "--model", "tiny-llama", "--tasks", "arc_easy_choices", "--limit", "2", "--out", str(out)]) == 0
+    args = ["eval", "--model", "tiny-llama", "--tasks", "arc_easy_choices", "--limit", "2", "--out", str(out)]
+    assert main(args) == 0
     rows = json.loads(out.read_text())["rows"]
     assert {row["metric"] for row in rows} == {"acc", "acc_norm"} and rows[0]["n"] == 2
     assert "arc_easy_choices" in capsys.readouterr().out

@@ -36,7 +36,8 @@ def test_targets_are_the_seven_projections_of_every_layer():
     model, _ = tiny_llama()
     names = galore_targets(model)
     assert len(names) == 7 * 4
-    assert {n.split(".")[-2] for n in names} == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    projections = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    assert {n.split(".")[-2] for n in names} == projections
     assert not any("lm_head" in n or "embed" in n or "norm" in n for n in names)
 
 
@@ -122,7 +123,8 @@ def test_smollm2_runs_with_the_default_ranks(name):
     clamped = [str(w.message) for w in caught if "galore rank" in str(w.message)]
     assert len(clamped) == (60 if name == "owlore" else 0)  # k_proj and v_proj of all 30 layers
     method.on_step_start(0, model, optimizer)
-    batch = TrainingData([tokenize_record(r, tokenizer, "plain", 32) for r in TINY_RECORDS], tokenizer.pad_token_id).batch(0, 2)
+    examples = [tokenize_record(r, tokenizer, "plain", 32) for r in TINY_RECORDS]
+    batch = TrainingData(examples, tokenizer.pad_token_id).batch(0, 2)
     loss = model(**batch).loss
     loss.backward()
     optimizer.step()

@@ -146,7 +146,9 @@ def test_same_seed_same_active_layers_recorded_in_metrics(tmp_path):
 @pytest.mark.parametrize("name", ["lisa", "owlore"])
 def test_checkpoint_resume_reproduces_losses(tmp_path, name):
     ratios = ratio_file(tmp_path, [1, 2, 3, 4])
-    extra = {"gamma": 2, "interval": 2, "rank": 8, "outlier_ratios_file": ratios} if name == "owlore" else {"gamma": 2, "interval": 2}
+    extra = {"gamma": 2, "interval": 2}
+    if name == "owlore":
+        extra.update(rank=8, outlier_ratios_file=ratios)
     _, straight = run_loop(tmp_path, name, "straight", cfg=loop_config(checkpoint_every=3), **extra)
     method, model, tokenizer = prepared(name, layers=4, **extra)
     original = method.on_step_start
@@ -187,7 +189,8 @@ def test_bad_ratio_files(tmp_path, values, message):
 
 
 @pytest.mark.parametrize("settings, expected", [(["method.gamma=40"], "owlore.gamma: 40 is more than"),
-                                                (["method.gamma=2", "method.outlier_ratios_file=RATIOS"], "has 3 lines")])
+                                                (["method.gamma=2", "method.outlier_ratios_file=RATIOS"],
+                                                 "has 3 lines")])
 def test_cli_bad_input_is_one_line_exit_2(tmp_path, tiny_data, settings, expected):
     sets = [arg for s in settings for arg in ("--set", s.replace("RATIOS", ratio_file(tmp_path, [1, 2, 3])))]
     done = run_cli("train", "--method", "owlore", "--model", "tiny-llama", "--data", str(tiny_data), "--steps", "1",

@@ -94,7 +94,8 @@ def test_metrics_lines_carry_step_loss_lr_throughput_and_memory(tmp_path, tiny_d
     assert [row["step"] for row in rows] == [0, 1, 2]
     for row in rows:
         assert row["tokens_per_s"] > 0 and row["elapsed_s"] > 0
-        assert row["mem_total_bytes"] == sum(row[f"mem_{c}_bytes"] for c in ("weights", "gradients", "optimizer", "activations"))
+        categories = ("weights", "gradients", "optimizer", "activations")
+        assert row["mem_total_bytes"] == sum(row[f"mem_{c}_bytes"] for c in categories)
     assert rows[0]["lr"] == pytest.approx(1e-3) and rows[2]["lr"] < rows[1]["lr"]  # linear decay
     parameters = list(tiny_llama()[0].parameters())
     n_params = sum(p.numel() for p in parameters)

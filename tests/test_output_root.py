@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import SHARED_DATA, TINY_RECORDS, run_cli
+
 from owlore_bench.compare import comparison_frame
 from owlore_bench.report import build_table
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import run_cli
+
 from owlore_bench import tracking
 from owlore_bench.config import TrainConfig, parse
 from owlore_bench.errors import UserError

@@ -27,13 +27,16 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--model_args", "--model-args", dest="model_args", metavar="K=V,...",
                         help="lm-eval style: pretrained=ID,dtype=bfloat16|float32|auto,device=cpu|cuda|auto "
                              "(overrides --model/--dtype/--device)")
-    parser.add_argument("--run", dest="run_dir", help="a trained run folder (config.json + model/): evaluates its weights/adapter")
+    parser.add_argument("--run", dest="run_dir",
+                        help="a trained run folder (config.json + model/): evaluates its weights/adapter")
     parser.add_argument("--tasks", default="bigbench_default",
                         help="comma-separated task names: <task>_choices / <task>_labels (commonsense), "
                              "mmlu_local, bigbench_default, bb_<name>, or any lm-eval task (default bigbench_default)")
-    parser.add_argument("--num-fewshot", "--num_fewshot", dest="num_fewshot", type=int, help="examples in the prompt (default: each task's own)")
+    parser.add_argument("--num-fewshot", "--num_fewshot", dest="num_fewshot", type=int,
+                        help="examples in the prompt (default: each task's own)")
     parser.add_argument("--limit", type=int, help="score at most this many documents per task")
-    parser.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=8, help="sequences per forward pass (default 8)")
+    parser.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=8,
+                        help="sequences per forward pass (default 8)")
     parser.add_argument("--dtype", choices=["auto", "bf16", "fp32"], default="auto")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--out", "--output_path", dest="out", help="write the rows to this JSON file")

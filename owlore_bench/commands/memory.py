@@ -42,7 +42,8 @@ def add_parser(subparsers) -> None:
                         help=f"built-in architecture ({', '.join(builtin_architectures())}), a config.json or a "
                              f"checkpoint folder (default smollm2-135m)")
     parser.add_argument("--methods", default=None, help="comma-separated method names (default: every registered one)")
-    parser.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=16, help="sequences per step (default 16)")
+    parser.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=16,
+                        help="sequences per step (default 16)")
     parser.add_argument("--seq-len", type=int, default=512, help="tokens per sequence (default 512)")
     parser.add_argument("--dtype", choices=["bf16", "fp32"], default="bf16", help="weight dtype (default bf16)")
     parser.add_argument("--grad-checkpointing", action="store_true", help="recompute activations in backward")
@@ -189,7 +190,8 @@ def run(args) -> int:
     configs = method_configs(names, args.set)
     rows = estimate_rows(args, names, configs)
     title = (f"{args.model}, batch {args.batch_size} x seq {args.seq_len}, {args.dtype}, gradient checkpointing "
-             f"{'on' if args.grad_checkpointing else 'off'}; estimate" + (" / measured (error)" if args.measure else ""))
+             f"{'on' if args.grad_checkpointing else 'off'}; estimate"
+             + (" / measured (error)" if args.measure else ""))
     print(title)
     print(display_table(rows).to_string(index=False))
     if args.out:

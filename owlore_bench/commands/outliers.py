@@ -18,7 +18,8 @@ def add_parser(subparsers) -> None:
                                                "probabilities p_l = D_l / sum(D), and PL_Alpha_Hill per layer.",
                                    epilog="examples:\n"
                                           "  owlore-bench outliers --model smollm2-135m --out runs/outliers\n"
-                                          "  owlore-bench outliers --model tiny-llama --n 4 --seq-len 64 --out /tmp/o\n")
+                                          "  owlore-bench outliers --model tiny-llama --n 4 --seq-len 64 "
+                                          "--out /tmp/o\n")
     parser.add_argument("--model", required=True, help="HF id or path, 'smollm2-135m' or 'tiny-llama'")
     parser.add_argument("--calib", help="calibration text (.txt, or JSON records/strings); default: Python's docs")
     parser.add_argument("--n", type=int, default=32, help="calibration sequences (default 32; official 128)")

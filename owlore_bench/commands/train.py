@@ -19,7 +19,8 @@ def add_parser(subparsers) -> None:
                                    description="One fine-tuning run: writes config.json, metrics.jsonl (one line per "
                                                "step, memory ledger in bytes), summary.json and model/.",
                                    epilog="examples:\n"
-                                          "  owlore-bench train --method owlore --model smollm2-135m --data bigbench:default "
+                                          "  owlore-bench train --method owlore --model smollm2-135m "
+                                          "--data bigbench:default "
                                           "--template plain --steps 40 --out runs/owlore\n"
                                           "  owlore-bench train --method lora --model tiny-llama --data train.json "
                                           "--set method.r=16 --set train.report_to=[tensorboard]\n"
