@@ -455,8 +455,9 @@ def caption(table: pd.DataFrame) -> str:
     for task, info in table.attrs.get("tasks", {}).items():
         shots = "shots unknown" if info["num_fewshot"] is None else f"{info['num_fewshot']}-shot"
         by_setting[f"{info['metric']}, {shots}"].append(task)
+    no_scores = "No MT-Bench or lm-eval results." if not table.attrs.get("mt_bench_judges") else ""
     parts = ["Accuracy (%): " + "; ".join(f"{setting} ({', '.join(tasks)})" for setting, tasks in
-                                         by_setting.items()) + "." if by_setting else "No evaluation results."]
+                                         by_setting.items()) + "." if by_setting else no_scores]
     plain = [task for task, info in table.attrs.get("tasks", {}).items() if not info["group"]]
     if plain:
         parts.append(f"Avg = mean of the {len(plain)} task columns (group averages excluded).")

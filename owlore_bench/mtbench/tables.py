@@ -40,7 +40,11 @@ def category_table(results: Results, slug: str) -> pd.DataFrame:
         line["Judged"] = sum(s["n_valid"] for s in scored)
         line["Seeds"] = len(scored)
         lines[name] = line
-    return pd.DataFrame.from_dict(lines, orient="index")
+    table = pd.DataFrame.from_dict(lines, orient="index")
+    counts = ["Unparsed", "Judged", "Seeds"]
+    if not table.empty:
+        table[counts] = table[counts].astype(int)  # pandas made them floats beside the means
+    return table
 
 
 def write_mtbench_files(results: Results, out_dir: str | Path, plots: bool = True) -> list[Path]:

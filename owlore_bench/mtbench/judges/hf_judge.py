@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from owlore_bench.errors import UserError
-from owlore_bench.mtbench.judges import DEFAULT_MAX_TOKENS, Judge
+from owlore_bench.mtbench.judges.base import DEFAULT_MAX_TOKENS, Judge
 
 PLAIN_FORMAT = "plain: system\\n\\nuser"
 PREFILLS = {"none": "", "rating": "Rating: [["}

@@ -17,7 +17,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Any
 
 from owlore_bench.errors import UserError
-from owlore_bench.mtbench.judges import DEFAULT_MAX_TOKENS, OPENAI_URL, Judge
+from owlore_bench.mtbench.judges.base import DEFAULT_MAX_TOKENS, OPENAI_URL, Judge
 
 NO_KEY = "none"  # api_key_env=none: a local server that wants no key
 
