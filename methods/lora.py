@@ -27,6 +27,7 @@ class LoRA(Method):
     """LoRA (peft): rank-r adapters on all seven projections; merged into the weights for evaluation."""
 
     Config = LoraMethodConfig
+    no_update_in_backward = "its adapter gradients are a few MiB, so there is no gradient memory to save"
 
     def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
         from peft import LoraConfig, get_peft_model

@@ -34,6 +34,9 @@ class TrainConfig(StrictModel):
     dtype: Literal["auto", "bf16", "fp32"] = Field("auto", description="weight dtype; auto = bf16 on CUDA, fp32 on CPU")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available, else cpu")
     grad_checkpointing: bool = Field(False, description="recompute activations in backward to save memory")
+    update_in_backward: bool = Field(False, description="update each parameter inside backward as soon as its "
+                                                        "gradient is complete, then free it (saves gradient memory; "
+                                                        "needs grad_accum 1 and grad_clip 0)")
     seed: int = Field(0, description="seeds torch, data order and layer sampling")
     checkpoint_every: int = Field(0, ge=0, description="save a resumable checkpoint every N steps; 0 = never")
     memory_profile: bool = Field(True, description="record the per-step memory ledger (bytes) in metrics.jsonl")

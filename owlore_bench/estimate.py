@@ -9,8 +9,10 @@ method in methods/ is estimated the moment it is registered. A LLaMA2-7B estimat
 
 Assumptions (also in the README): every sequence is `seq_len` tokens long with no padding (packed data; no
 attention mask is materialised), labels on every token, one micro-batch per step, the memory of step 0 (for a
-layer-sampling method: the layers its sampler draws first with this seed). Temporaries of the backward pass and
-allocator overhead ("other" on CUDA) are not part of the ledger and not estimated.
+layer-sampling method: the layers its sampler draws first with this seed). With update_in_backward the same
+hooks as the loop's (step_in_backward.StepInBackward) run under the fake mode: each parameter is updated and its
+gradient freed inside backward, and the ledger reads the live gradients in every hook. Temporaries of the
+backward pass and allocator overhead ("other" on CUDA) are not part of the ledger and not estimated.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import torch
 from owlore_bench.errors import UserError, did_you_mean
 from owlore_bench.memory import CATEGORIES, MemoryLedger
 from owlore_bench.registry import build_method
+from owlore_bench.step_in_backward import StepInBackward, check_supported
 
 ARCHITECTURES_DIR = Path(__file__).parent / "architectures"
 TEST_ARCHITECTURE = "tiny-llama"
@@ -120,6 +123,13 @@ def _build_model(config, dtype: torch.dtype, device: torch.device | None = None)
         return AutoModelForCausalLM.from_config(config, dtype=dtype)
 
 
+def _in_backward_settings(update_in_backward: bool):
+    """The loop settings an estimated step stands for: one micro-batch, and no clipping under update_in_backward."""
+    from owlore_bench.config import TrainConfig
+
+    return TrainConfig(update_in_backward=update_in_backward, grad_clip=0.0 if update_in_backward else 1.0)
+
+
 RATIOS_FIELD = "outlier_ratios_file"
 
 
@@ -158,7 +168,7 @@ def _prepare(method_name: str, method_config: dict[str, Any], model: torch.nn.Mo
 
 def estimate_memory(architecture: Any, method_name: str, method_config: dict[str, Any] | None = None,
                     batch_size: int = 16, seq_len: int = 512, dtype: str = "bf16", grad_checkpointing: bool = False,
-                    seed: int = 0) -> dict[str, int]:
+                    seed: int = 0, update_in_backward: bool = False) -> dict[str, int]:
     """Estimated ledger of one training step, in bytes: weights, gradients, optimizer, activations, total.
 
     Also `trainable_params` (count). Raises UserError for an unknown architecture, a bad shape or a method
@@ -170,7 +180,7 @@ def estimate_memory(architecture: Any, method_name: str, method_config: dict[str
     config = load_architecture(architecture)
     try:
         return _fake_step(config, method_name, method_config or {}, batch_size, seq_len, dtype, grad_checkpointing,
-                          seed, FakeTensorMode(allow_non_fake_inputs=True))
+                          seed, update_in_backward, FakeTensorMode(allow_non_fake_inputs=True))
     except (UserError, MemoryError):
         raise
     except Exception as error:  # a hook that needs real values (data-dependent) cannot run on fake tensors
@@ -180,12 +190,13 @@ def estimate_memory(architecture: Any, method_name: str, method_config: dict[str
 
 
 def _fake_step(config, method_name: str, method_config: dict[str, Any], batch_size: int, seq_len: int, dtype: str,
-               grad_checkpointing: bool, seed: int, fake_mode) -> dict[str, int]:
+               grad_checkpointing: bool, seed: int, update_in_backward: bool, fake_mode) -> dict[str, int]:
     """One loop-shaped training step on fake tensors; the ledger it records (bytes)."""
     with _swappable_fake_parameters(fake_mode), fake_mode:
         model = _build_model(config, DTYPES[dtype])
         method, model = _prepare(method_name, method_config, model, grad_checkpointing, seed)
         optimizer = method.build_optimizer(model, lr=1e-4, weight_decay=0.0)
+    check_supported(method, _in_backward_settings(update_in_backward))
     # Outside the fake mode, as in the loop: a sampler's torch random draws must be real numbers, seeded alike.
     torch.manual_seed(seed)
     method.on_step_start(0, model, optimizer)
@@ -197,9 +208,13 @@ def _fake_step(config, method_name: str, method_config: dict[str, Any], batch_si
             # attention_mask=None: a mask of ones cannot be seen to be all ones on fake data, so it would be
             # materialised; a real unpadded batch skips it, and so does this.
             loss = model(input_ids=input_ids, labels=input_ids).loss
-        loss.backward()
-        ledger.after_backward()
-        optimizer.step()
+        if update_in_backward:
+            with StepInBackward(optimizer, on_gradient=ledger.after_backward):  # after on_step_start, as the loop
+                loss.backward()
+        else:
+            loss.backward()
+            ledger.after_backward()
+            optimizer.step()
         row = ledger.end_step()
     estimate = {category: row[f"mem_{category}_bytes"] for category in (*CATEGORIES, "total")}
     estimate["trainable_params"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -223,7 +238,8 @@ class SyntheticBatches:
 
 def measure_memory(architecture: Any, method_name: str, method_config: dict[str, Any] | None = None,
                    batch_size: int = 16, seq_len: int = 512, dtype: str = "bf16", grad_checkpointing: bool = False,
-                   seed: int = 0, steps: int = 3, device: str = "auto") -> dict[str, Any]:
+                   seed: int = 0, steps: int = 3, device: str = "auto",
+                   update_in_backward: bool = False) -> dict[str, Any]:
     """Run `steps` real training steps of the architecture (random weights: memory does not depend on their
     values) through the shared loop with the measured profiler; returns the loop's summary (status, peak_mem_*).
     """
@@ -239,7 +255,8 @@ def measure_memory(architecture: Any, method_name: str, method_config: dict[str,
     method, model = _prepare(method_name, method_config or {}, model, grad_checkpointing=False, seed=seed)
     cfg = TrainConfig(steps=steps, batch_size=batch_size, max_length=max(2, seq_len), dtype=dtype,
                       device=target.type, grad_checkpointing=grad_checkpointing, seed=seed, progress=False,
-                      schedule="constant")
+                      schedule="constant", update_in_backward=update_in_backward,
+                      grad_clip=0.0 if update_in_backward else 1.0)
     with tempfile.TemporaryDirectory(prefix="owlore-measure-") as out_dir:
         summary = train(model, method, SyntheticBatches(config.vocab_size, seq_len, seed), cfg, out_dir)
     del model, method

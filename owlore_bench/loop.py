@@ -4,6 +4,10 @@ One optimizer step = `grad_accum` micro-batches of forward + backward, gradient 
 schedule step. Each step writes one line to metrics.jsonl (step, loss, lr, tokens, tokens_per_s, elapsed_s,
 the memory ledger in bytes, and whatever the method's on_step_start returned). A non-finite loss stops the run
 with status `diverged`; running out of memory stops it with status `oom`.
+
+Under torchrun each rank takes its rows of every global batch (batch_size x world rows), the gradients are
+averaged over ranks after backward, and only rank 0 writes files (owlore_bench/distributed.py). With
+train.update_in_backward each parameter is updated inside backward instead (owlore_bench/step_in_backward.py).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from owlore_bench import distributed
 from owlore_bench.checkpoint import load_checkpoint, save_checkpoint
 from owlore_bench.config import TrainConfig
 from owlore_bench.data import TrainingData
@@ -23,6 +28,7 @@ from owlore_bench.errors import one_line
 from owlore_bench.memory import MemoryLedger
 from owlore_bench.method import Method
 from owlore_bench.results import MetricsLog
+from owlore_bench.step_in_backward import StepInBackward, check_supported
 from owlore_bench.tracking import open_trackers
 
 
@@ -66,6 +72,7 @@ def train(model: torch.nn.Module, method: Method, data: TrainingData, cfg: Train
     """
     out_dir = Path(out_dir)
     device = next(model.parameters()).device
+    check_supported(method, cfg, distributed.world_size())
     if cfg.grad_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
@@ -76,28 +83,40 @@ def train(model: torch.nn.Module, method: Method, data: TrainingData, cfg: Train
                                             scheduler=scheduler, method=method)
     if start_step == 0:
         seed_everything(cfg.seed)
-    metrics = MetricsLog(out_dir / "metrics.jsonl", resume_step=start_step,
-                         trackers=open_trackers(cfg.report_to, out_dir))
-    snapshot = out_dir / "cuda_memory_snapshot.pickle" if cfg.cuda_memory_snapshot else None
+    main = distributed.is_main()
+    metrics = MetricsLog(out_dir / "metrics.jsonl" if main else None, resume_step=start_step,
+                         trackers=open_trackers(cfg.report_to, out_dir) if main else None)
+    snapshot = out_dir / "cuda_memory_snapshot.pickle" if cfg.cuda_memory_snapshot and main else None
     ledger = MemoryLedger(model, optimizer, enabled=cfg.memory_profile, cuda_snapshot=snapshot)
+    in_backward = StepInBackward(optimizer, on_gradient=ledger.after_backward) if cfg.update_in_backward else None
     params = [p for group in optimizer.param_groups for p in group["params"]]
+    global_rows = cfg.batch_size * distributed.world_size()  # every rank builds the same global batch
     status, error = "ok", None
-    bar = tqdm(total=cfg.steps, initial=start_step, desc=method.name, disable=not cfg.progress, leave=False)
+    bar = tqdm(total=cfg.steps, initial=start_step, desc=method.name, disable=not (cfg.progress and main),
+               leave=False)
     try:
         for step in range(start_step, cfg.steps):
             extra = method.on_step_start(step, model, optimizer)
+            distributed.check_same_trainable(model, step, extra)
+            if in_backward is not None:
+                in_backward.refresh()  # hooks follow the trainable set (a layer switch moves them)
             started = time.perf_counter()
             ledger.begin_step()
             loss_sum, tokens = 0.0, 0
             for micro in range(cfg.grad_accum):
-                batch = data.batch(step * cfg.grad_accum + micro, cfg.batch_size)
+                batch, loss_scale = distributed.shard_batch(data.batch(step * cfg.grad_accum + micro, global_rows))
                 batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
                 with ledger.forward():
                     loss = model(**batch).loss / cfg.grad_accum
-                loss.backward()
+                if loss_scale != 1.0:
+                    loss = loss * loss_scale  # this rank's share of the global token mean (distributed.py)
+                loss.backward()  # with update_in_backward this also runs the optimizer, parameter by parameter
                 loss_sum += loss.item()  # sync point: one per micro-batch, needed to spot divergence early
                 tokens += int(batch["attention_mask"].sum())
             ledger.after_backward()
+            distributed.average_gradients(params)
+            loss_sum, tokens = distributed.sum_over_ranks(loss_sum, tokens)
+            loss_sum /= distributed.world_size()
             if not math.isfinite(loss_sum):
                 status = "diverged"
                 metrics.write({"step": step, "loss": loss_sum, "status": status})
@@ -105,21 +124,22 @@ def train(model: torch.nn.Module, method: Method, data: TrainingData, cfg: Train
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             lr = scheduler.get_last_lr()[0]
-            optimizer.step()
+            if in_backward is None:
+                optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             if device.type == "cuda":
                 torch.cuda.synchronize()  # sync point: without it the step time misses queued kernels
             step_s = time.perf_counter() - started
-            memory = ledger.end_step()  # after the step so it sees fresh optimizer state; grads were taken above
+            memory = distributed.gather_memory(ledger.end_step())  # after the step: sees fresh optimizer state
             elapsed_s += step_s
-            metrics.write({"step": step, "loss": loss_sum, "lr": lr, "tokens": tokens, "tokens_per_s": tokens / step_s,
-                           "step_s": step_s, "elapsed_s": elapsed_s,
+            metrics.write({"step": step, "loss": loss_sum, "lr": lr, "tokens": int(tokens),
+                           "tokens_per_s": tokens / step_s, "step_s": step_s, "elapsed_s": elapsed_s,
                            "trainable_params": trainable_parameter_count(model),
                            **memory, **extra})
             bar.update(1)
             bar.set_postfix(loss=f"{loss_sum:.3f}")
-            if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
+            if main and cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
                 save_checkpoint(out_dir / "checkpoint", step=step + 1, elapsed_s=elapsed_s, model=model,
                                 optimizer=optimizer, scheduler=scheduler, method=method)
     except Exception as caught:  # noqa: BLE001 — an OOM is data in a memory benchmark; anything else is 'failed'
@@ -127,6 +147,8 @@ def train(model: torch.nn.Module, method: Method, data: TrainingData, cfg: Train
         error = one_line(caught)
         optimizer.zero_grad(set_to_none=True)
     finally:
+        if in_backward is not None:
+            in_backward.remove()
         bar.close()
         metrics.close()
     finished = [row for row in metrics.rows if "tokens_per_s" in row]
@@ -144,7 +166,12 @@ def train(model: torch.nn.Module, method: Method, data: TrainingData, cfg: Train
     }
 
 
-def peak_memory(rows: list[dict[str, Any]]) -> dict[str, int]:
-    """`peak_mem_<category>_bytes`: the maximum of each per-step ledger field over the run (resumed parts included)."""
+def peak_memory(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """`peak_mem_<category>_bytes`: the maximum of each per-step ledger field over the run (resumed parts
+    included); under data parallel (max over ranks) also `peak_memory_by_rank`, each rank's own peaks."""
     keys = {key for row in rows for key in row if key.startswith("mem_")}
-    return {f"peak_{key}": max(row.get(key, 0) for row in rows) for key in sorted(keys)}
+    peaks: dict[str, Any] = {f"peak_{key}": max(row.get(key, 0) for row in rows) for key in sorted(keys)}
+    per_rank = [row["memory_by_rank"] for row in rows if "memory_by_rank" in row]
+    if per_rank:
+        peaks["peak_memory_by_rank"] = [peak_memory(list(ledgers)) for ledgers in zip(*per_rank)]
+    return peaks

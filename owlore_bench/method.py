@@ -27,6 +27,9 @@ class Method:
 
     name: ClassVar[str] = ""
     Config: ClassVar[type[MethodConfig]] = MethodConfig
+    # Why train.update_in_backward is not offered for this method (None: offered; the optimizer must update a
+    # parameter from its own .grad and state alone, as AdamW and GaLoreAdamW do).
+    no_update_in_backward: ClassVar[str | None] = None
 
     def __init__(self, config: MethodConfig | None = None):
         self.config = config if config is not None else self.Config()

@@ -56,26 +56,30 @@ class MetricsLog:
     lines of steps before `resume_step` (later ones are recomputed) and rewrites the file atomically. Each row
     is also handed to the `trackers` (train.report_to: TensorBoard, W&B, MLflow), keyed by its step."""
 
-    def __init__(self, path: str | Path, resume_step: int = 0, trackers: list[Any] | None = None):
-        self.path = Path(path)
-        kept = [row for row in read_jsonl(self.path) if row.get("step", -1) < resume_step]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temp = self.path.with_suffix(".jsonl.tmp")
-        temp.write_text("".join(json.dumps(row) + "\n" for row in kept))
-        os.replace(temp, self.path)
-        self.rows = kept
+    def __init__(self, path: str | Path | None, resume_step: int = 0, trackers: list[Any] | None = None):
+        """path None: rows are kept in memory only (a data-parallel rank other than 0 writes no files)."""
+        self.path = Path(path) if path is not None else None
+        self.rows = [row for row in read_jsonl(self.path) if row.get("step", -1) < resume_step] if self.path else []
         self.trackers = trackers or []
-        self._file = open(self.path, "a")
+        self._file = None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            temp = self.path.with_suffix(".jsonl.tmp")
+            temp.write_text("".join(json.dumps(row) + "\n" for row in self.rows))
+            os.replace(temp, self.path)
+            self._file = open(self.path, "a")
 
     def write(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
-        self._file.write(json.dumps(row) + "\n")
-        self._file.flush()
+        if self._file is not None:
+            self._file.write(json.dumps(row) + "\n")
+            self._file.flush()
         for tracker in self.trackers:
             tracker.log(row, step=row["step"])
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
         for tracker in self.trackers:
             tracker.close()
 

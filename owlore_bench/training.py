@@ -13,11 +13,13 @@ from typing import Any
 
 from owlore_bench.config import RunConfig, dump_json
 from owlore_bench.data import TrainingData, read_all_records
+from owlore_bench.distributed import world_size
 from owlore_bench.errors import UserError
 from owlore_bench.loop import seed_everything, train
 from owlore_bench.models import load_model
 from owlore_bench.registry import build_method
 from owlore_bench.results import provenance, read_json, write_json_atomic
+from owlore_bench.step_in_backward import check_supported
 from owlore_bench.tracking import check_available
 
 
@@ -52,8 +54,9 @@ def train_run(cfg: RunConfig, out_dir: str | Path, write_summary: bool = True) -
     """
     out_dir = Path(out_dir)
     started = time.time()
-    write_json_atomic(out_dir / "config.json", dump_json(cfg))
     method = build_method(cfg.method, cfg.method_config)
+    check_supported(method, cfg.train, world_size())  # before anything is written or loaded
+    write_json_atomic(out_dir / "config.json", dump_json(cfg))
     check_available(cfg.train.report_to)  # a missing tracker package fails before the model loads
     records = read_all_records(cfg.data.path, cfg.data.limit)  # bad data fails before the model loads
     model, tokenizer = load_model(cfg.model, dtype=cfg.train.dtype, device=cfg.train.device)

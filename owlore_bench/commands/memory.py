@@ -48,6 +48,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--dtype", choices=["bf16", "fp32"], default="bf16", help="weight dtype (default bf16)")
     parser.add_argument("--grad-checkpointing", action="store_true", help="recompute activations in backward")
     parser.add_argument("--seed", type=int, default=0, help="seeds adapter init and layer sampling (default 0)")
+    parser.add_argument("--update-in-backward", action="store_true",
+                        help="each parameter updated inside backward and its gradient freed (train.update_in_backward)")
     parser.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",
                         help="a method config field, e.g. --set owlore.rank=128 --set lora.r=16")
     parser.add_argument("--measure", action="store_true", help="also run a few real steps here and compare")
@@ -76,10 +78,17 @@ def method_configs(names: list[str], assignments: list[str]) -> dict[str, dict[s
     return configs
 
 
-def selected_methods(text: str | None) -> list[str]:
+def selected_methods(text: str | None, update_in_backward: bool = False) -> list[str]:
+    """The --methods names (checked); by default every registered method, less those that do not offer
+    update_in_backward when it is asked for (named in one line)."""
     names = [name.strip() for name in text.split(",") if name.strip()] if text else list(available_methods())
     for name in names:
         get_method_class(name)  # unknown name: one line with the known ones and a "did you mean"
+    if update_in_backward and not text:
+        left_out = [name for name in names if get_method_class(name).no_update_in_backward]
+        names = [name for name in names if name not in left_out]
+        if left_out:
+            print(f"--update-in-backward: not offered for {', '.join(left_out)}; left out")
     if not names:
         raise UserError("--methods: give at least one method name (see `owlore-bench methods`)")
     return names
@@ -90,7 +99,8 @@ def estimate_rows(args, names: list[str], configs: dict[str, dict[str, Any]]) ->
     rows = []
     for name in names:
         shape = dict(batch_size=args.batch_size, seq_len=args.seq_len, dtype=args.dtype,
-                     grad_checkpointing=args.grad_checkpointing, seed=args.seed)
+                     grad_checkpointing=args.grad_checkpointing, seed=args.seed,
+                     update_in_backward=args.update_in_backward)
         estimate = estimate_memory(args.model, name, configs[name], **shape)
         row: dict[str, Any] = {"method": name, **{f"est_{c}_bytes": estimate[c] for c in LEDGER},
                                "trainable_params": estimate["trainable_params"]}
@@ -186,11 +196,12 @@ def run(args) -> int:
     if args.measure_steps <= 0:
         raise UserError(f"--measure-steps must be a positive number of steps (got {args.measure_steps})")
     load_architecture(args.model)  # an unknown architecture fails before any work
-    names = selected_methods(args.methods)
+    names = selected_methods(args.methods, args.update_in_backward)
     configs = method_configs(names, args.set)
     rows = estimate_rows(args, names, configs)
     title = (f"{args.model}, batch {args.batch_size} x seq {args.seq_len}, {args.dtype}, gradient checkpointing "
-             f"{'on' if args.grad_checkpointing else 'off'}; estimate"
+             f"{'on' if args.grad_checkpointing else 'off'}"
+             + (", update in backward" if args.update_in_backward else "") + "; estimate"
              + (" / measured (error)" if args.measure else ""))
     print(title)
     print(display_table(rows).to_string(index=False))

@@ -39,6 +39,8 @@ def run(args) -> int:
         print_plan(experiment, units)
         return 0
     from owlore_bench.evaluate import check_tasks
+    from owlore_bench.registry import build_method
+    from owlore_bench.step_in_backward import check_supported
     from owlore_bench.tracking import check_available
 
     if experiment.eval.tasks:
@@ -48,6 +50,7 @@ def run(args) -> int:
     for unit in units:
         if unit.run is not None:
             check_available(unit.run.train.report_to)
+            check_supported(build_method(unit.run.method, unit.run.method_config), unit.run.train)
     claim_out_dir(experiment, force=args.force)
     summaries = run_units(experiment, units)
     if experiment.mt_bench is not None:
