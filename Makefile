@@ -23,13 +23,18 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 quickstart: install
 	$(BIN)/owlore-bench run configs/quickstart.yaml
 
-# Everything, including the `slow` tests on the real SmolLM2 model and BIG-bench data (~8 min on 2 cores with a
-# fresh cache: downloads ~450 MB once). test-fast skips those (~4 min).
+# Everything, including the `slow` tests on the real SmolLM2 model and BIG-bench data (downloads ~450 MB once).
+# Tests run one torch thread each, so two pytest-xdist workers use both cores of a small machine; a test file
+# stays on one worker (--dist loadfile: its module fixtures, e.g. the wheel build, run once).
+# test-fast skips the slow tests.
+TEST_WORKERS ?= 2
+PYTEST_PARALLEL := $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile,)
+
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PYTEST_PARALLEL)
 
 test-fast: install
-	$(BIN)/python -m pytest -m "not slow" -q
+	$(BIN)/python -m pytest -m "not slow" -q $(PYTEST_PARALLEL)
 
 lint: install
 	$(BIN)/ruff check .

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from owlore_bench.downloads import cache_dir, pip_download
+from owlore_bench.downloads import cache_dir, cache_lock, pip_download
 from owlore_bench.errors import UserError, did_you_mean
 
 SDIST_REQUIREMENT = "bigbench==1.0.0"
@@ -62,7 +62,9 @@ def task_json(name: str) -> Path:
     _check_names([name])
     target = cache_dir() / "bigbench" / name / "task.json"
     if not target.is_file():
-        _extract(CANDIDATES)
+        with cache_lock(cache_dir() / "bigbench" / "extract"):
+            if not target.is_file():
+                _extract(CANDIDATES)
     return target
 
 
@@ -139,8 +141,9 @@ def training_file(tasks: list[str] | None = None) -> Path:
     """Cached JSON array of the train-split records of `tasks` (default DEFAULT_TASKS), for data template 'plain'."""
     names = list(tasks) if tasks else list(DEFAULT_TASKS)
     target = cache_dir() / "bigbench" / f"train_v{_TRAINING_FORMAT}_{'+'.join(names)}.json"
-    if not target.is_file():
-        partial = target.with_suffix(".partial")
-        partial.write_text(json.dumps(training_records(names), ensure_ascii=False, indent=0), encoding="utf-8")
-        os.replace(partial, target)
+    with cache_lock(target):
+        if not target.is_file():
+            partial = target.with_suffix(".partial")
+            partial.write_text(json.dumps(training_records(names), ensure_ascii=False, indent=0), encoding="utf-8")
+            os.replace(partial, target)
     return target

