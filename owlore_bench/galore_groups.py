@@ -5,7 +5,7 @@ scale, proj_type). Targets: the `.weight` of every nn.Linear whose module name c
 projections of a Llama layer). Everything else (embeddings, norms, lm_head) goes in one plain Adam group.
 
 A rank at or above min(m, n) of a matrix cannot save anything: that matrix's rank is clamped to min(m, n) (it
-then gets full-rank updates) with one warning naming it. Matrices are grouped by their effective rank.
+then gets full-rank updates), with one warning for all such matrices. Matrices are grouped by their effective rank.
 """
 
 from __future__ import annotations
@@ -28,14 +28,21 @@ def galore_targets(model: torch.nn.Module, keywords: Iterable[str] = TARGET_KEYW
             if isinstance(module, torch.nn.Linear) and any(key in name for key in keywords)}
 
 
-def effective_rank(name: str, weight: torch.Tensor, rank: int) -> int:
-    """`rank`, or min(m, n) with a warning naming the matrix when rank >= min(m, n) (no saving for it)."""
-    smallest = min(weight.shape[0], weight.shape[1])
-    if rank >= smallest:
-        warnings.warn(f"galore rank {rank} >= min{tuple(weight.shape)} of {name}: clamped to {smallest} for this "
-                      f"matrix (full-rank updates, no memory saving)", UserWarning, stacklevel=2)
-        return smallest
-    return rank
+def effective_rank(weight: torch.Tensor, rank: int) -> int:
+    """`rank`, or min(m, n) when rank >= min(m, n) (such a matrix gets full-rank updates: no saving for it)."""
+    return min(rank, weight.shape[0], weight.shape[1])
+
+
+def warn_clamped(rank: int, clamped: dict[str, torch.Tensor]) -> None:
+    """ONE warning for all matrices whose rank was clamped, with their count, shapes and an example name (a 30-layer
+    model would otherwise print 60 lines per run)."""
+    if not clamped:
+        return
+    shapes = sorted({tuple(weight.shape) for weight in clamped.values()})
+    first = next(iter(clamped))
+    warnings.warn(f"galore rank {rank} >= min(m, n) of {len(clamped)} matrices (shapes {', '.join(map(str, shapes))}; "
+                  f"e.g. {first}): clamped to min(m, n) for them (full-rank updates, no memory saving)",
+                  UserWarning, stacklevel=3)
 
 
 def galore_param_groups(model: torch.nn.Module, *, rank: int, update_proj_gap: int, scale: float, proj_type: str,
@@ -56,9 +63,14 @@ def galore_param_groups(model: torch.nn.Module, *, rank: int, update_proj_gap: i
     target_ids = {id(p) for p in targets.values()}
     by_rank: dict[int, list[torch.nn.Parameter]] = {}
     wanted_ids = {id(p) for p in wanted}
+    clamped = {}
     for name, weight in targets.items():
         if id(weight) in wanted_ids:
-            by_rank.setdefault(effective_rank(name, weight, rank), []).append(weight)
+            group_rank = effective_rank(weight, rank)
+            by_rank.setdefault(group_rank, []).append(weight)
+            if rank >= min(weight.shape):
+                clamped[name] = weight
+    warn_clamped(rank, clamped)
     groups: list[dict[str, Any]] = [{"params": [p for p in wanted if id(p) not in target_ids]}]
     for group_rank, params in sorted(by_rank.items()):
         groups.append({"params": params, "rank": group_rank, "update_proj_gap": update_proj_gap,
