@@ -14,6 +14,9 @@ from typing import Any
 
 import torch
 
+from owlore_bench.distributed import world_size
+from owlore_bench.errors import UserError
+
 
 def optimized_parameter_names(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> list[str]:
     in_optimizer = {id(p) for group in optimizer.param_groups for p in group["params"]}
@@ -28,6 +31,7 @@ def save_checkpoint(folder: Path, *, step: int, elapsed_s: float, model: torch.n
     state = {
         "step": step,
         "elapsed_s": elapsed_s,
+        "world_size": world_size(),  # batch_size is per rank: another N would change the global batch
         "weights": weights,
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
@@ -56,6 +60,11 @@ def load_checkpoint(folder: Path, *, model: torch.nn.Module, optimizer: torch.op
         folder = old
     # weights_only=False: optimizer state holds GaLore projector objects; the file is our own.
     state = torch.load(folder / "state.pt", map_location="cpu", weights_only=False)
+    saved_world = state.get("world_size", 1)
+    if saved_world != world_size():
+        raise UserError(f"{folder} was saved by a run on {saved_world} process(es), this one has {world_size()}: "
+                        f"train.batch_size is per process, so the global batch would change; resume with --nproc "
+                        f"{saved_world}, or start a new --out")
     parameters = dict(model.named_parameters())
     with torch.no_grad():
         for name, value in state["weights"].items():

@@ -39,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.command_line = argv  # `--nproc N` re-runs the same arguments under torchrun (owlore_bench/launch/torchrun.py)
     try:
         return int(args.run(args) or 0)
     except UserError as error:

@@ -138,6 +138,11 @@ def average_gradients(params: list[torch.nn.Parameter], bucket_bytes: int = BUCK
             grad.copy_(averaged)
 
 
+class RanksDisagree(RuntimeError):
+    """Raised on EVERY rank at once (after a collective that showed the disagreement), so the loop can record the
+    run as failed on all ranks instead of leaving some waiting in a collective."""
+
+
 def _trainable_fingerprint(model: torch.nn.Module) -> int:
     mask = bytes(int(p.requires_grad) for p in model.parameters())
     return zlib.crc32(mask)
@@ -158,7 +163,7 @@ def check_same_trainable(model: torch.nn.Module, step: int, extra: dict[str, Any
         return
     views: list[Any] = [None] * world_size()
     dist.all_gather_object(views, extra)
-    raise RuntimeError(f"ranks disagree on the trainable parameters at step {step}: "
+    raise RanksDisagree(f"ranks disagree on the trainable parameters at step {step}: "
                        + "; ".join(f"rank {r}: {view}" for r, view in enumerate(views))
                        + " (a method's sampler must be seeded alike on every rank)")
 
@@ -180,3 +185,25 @@ def gather_memory(ledger: dict[str, int]) -> dict[str, Any]:
     ledgers: list[Any] = [None] * world_size()
     dist.all_gather_object(ledgers, ledger)
     return {**{key: max(item[key] for item in ledgers) for key in ledger}, "memory_by_rank": ledgers}
+
+
+def from_main(value: Any) -> Any:
+    """Rank 0's `value` on every rank (a pickled broadcast); one process: `value` itself. For decisions that
+    every rank must take alike although each could see the world differently, e.g. which units of a sweep to run
+    while cluster jobs hold others."""
+    if world_size() == 1:
+        return value
+    holder = [value]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]
+
+
+def check_same(name: str, value: Any, fix: str) -> None:
+    """One clear line unless every rank holds the same `value` (e.g. the step it resumes from)."""
+    if world_size() == 1:
+        return
+    values: list[Any] = [None] * world_size()
+    dist.all_gather_object(values, value)
+    if len(set(map(repr, values))) > 1:
+        raise UserError(f"{name} differs between ranks ({', '.join(f'rank {r}: {v}' for r, v in enumerate(values))})"
+                        f"; {fix}")

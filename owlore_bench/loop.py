@@ -81,6 +81,8 @@ def train(model: torch.nn.Module, method: Method, data: TrainingData, cfg: Train
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
     start_step, elapsed_s = load_checkpoint(out_dir / "checkpoint", model=model, optimizer=optimizer,
                                             scheduler=scheduler, method=method)
+    distributed.check_same("the step resumed from", start_step,
+                           "every rank must see rank 0's checkpoint: put the output folder on a shared filesystem")
     if start_step == 0:
         seed_everything(cfg.seed)
     main = distributed.is_main()
@@ -143,6 +145,8 @@ def train(model: torch.nn.Module, method: Method, data: TrainingData, cfg: Train
                 save_checkpoint(out_dir / "checkpoint", step=step + 1, elapsed_s=elapsed_s, model=model,
                                 optimizer=optimizer, scheduler=scheduler, method=method)
     except Exception as caught:  # noqa: BLE001 — an OOM is data in a memory benchmark; anything else is 'failed'
+        if distributed.world_size() > 1 and not isinstance(caught, distributed.RanksDisagree):
+            raise  # the other ranks wait in a collective: only ending this process (torchrun stops them) frees them
         status = "oom" if is_out_of_memory(caught) else "failed"
         error = one_line(caught)
         optimizer.zero_grad(set_to_none=True)

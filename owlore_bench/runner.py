@@ -4,17 +4,22 @@ A unit is complete when its summary.json exists and its config.json matches the 
 skipped, an interrupted one resumes from its last checkpoint. Each unit is written last-file-wins: eval.json,
 then summary.json (atomic), so a killed sweep never leaves a unit that looks complete but is not. A unit that
 diverges, runs out of memory or fails is recorded with that status and the sweep goes on.
+
+Under torchrun every rank trains each unit (data parallel); rank 0 alone evaluates and writes while the others
+wait in a barrier, so all ranks start the next unit together.
 """
 
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 import traceback
 from typing import Any
 
 from tqdm.auto import tqdm
 
+from owlore_bench import distributed
 from owlore_bench.config import dump_json
 from owlore_bench.errors import UserError, one_line
 from owlore_bench.experiment import LOCATION_FIELDS, ExperimentConfig, Unit
@@ -66,11 +71,13 @@ def clear_stale(unit: Unit) -> None:
 def run_units(experiment: ExperimentConfig, units: list[Unit], progress: bool = True) -> list[dict[str, Any]]:
     """Run every incomplete unit; returns the summaries of all units (skipped ones read back from disk)."""
     summaries = []
-    bar = tqdm(units, desc="runs", unit="run", disable=not progress)
+    bar = tqdm(units, desc="runs", unit="run", disable=not (progress and distributed.is_main()))
     for unit in bar:
         bar.set_postfix_str(f"{unit.label} seed {unit.seed}")
         if not unit_is_complete(unit, experiment):
-            clear_stale(unit)
+            if distributed.is_main():
+                clear_stale(unit)
+            distributed.barrier()  # no rank looks into the unit's folder while rank 0 empties it
             run_unit(experiment, unit)
         summaries.append(read_json(unit.folder / "summary.json"))
     bar.close()
@@ -78,21 +85,30 @@ def run_units(experiment: ExperimentConfig, units: list[Unit], progress: bool = 
 
 
 def run_unit(experiment: ExperimentConfig, unit: Unit) -> dict[str, Any]:
-    """Train (unless base) and evaluate one unit; any error becomes the unit's status, never the sweep's end."""
+    """Train (unless base) and evaluate one unit; any error becomes the unit's status, never the sweep's end.
+
+    Under torchrun: every rank trains, rank 0 evaluates and writes summary.json while the others wait.
+    """
     started = time.time()
+    main = distributed.is_main()
     summary: dict[str, Any] = {"method": unit.run.method if unit.run else "base", "label": unit.label,
                                "model": experiment.model, "seed": unit.seed}
     try:
         if unit.run is None:
-            summary.update(_evaluate_base(experiment, unit))
+            if main:  # nothing to train: the other ranks go straight to the barrier
+                summary.update(_evaluate_base(experiment, unit))
         else:
             summary.update(_train_and_evaluate(experiment, unit))
     except Exception as error:  # noqa: BLE001 — recorded as data; the sweep goes on
         summary.update(status="oom" if is_out_of_memory(error) else "failed", error=one_line(error))
-        (unit.folder / "error.log").parent.mkdir(parents=True, exist_ok=True)
-        (unit.folder / "error.log").write_text(traceback.format_exc())
+        if main:
+            (unit.folder / "error.log").parent.mkdir(parents=True, exist_ok=True)
+            (unit.folder / "error.log").write_text(traceback.format_exc())
+        else:
+            print(f"rank {distributed.rank()}: {unit.label} seed {unit.seed}: {summary['error']}", file=sys.stderr)
     summary["run_wall_s"] = time.time() - started
-    finish_run(unit.folder, summary)
+    finish_run(unit.folder, summary)  # rank 0 only
+    distributed.barrier()  # the other ranks wait here while rank 0 evaluates and writes
     return summary
 
 
@@ -106,7 +122,7 @@ def _evaluate_base(experiment: ExperimentConfig, unit: Unit) -> dict[str, Any]:
 
 def _train_and_evaluate(experiment: ExperimentConfig, unit: Unit) -> dict[str, Any]:
     summary, model, tokenizer, method = train_run(unit.run, unit.folder, write_summary=False)
-    if summary["status"] == "ok":
+    if summary["status"] == "ok" and distributed.is_main():
         try:
             _evaluate_into(experiment, unit, method.for_eval(model), tokenizer)
         except Exception as error:  # noqa: BLE001 — the training result stays; the row shows why eval is missing

@@ -2,6 +2,7 @@
 
 Shared by `owlore-bench train` and the benchmark runner, so both write the same files:
 <out>/config.json (resolved RunConfig), metrics.jsonl, summary.json, model/ (if save_model).
+Under torchrun every rank trains; only rank 0 writes these files (owlore_bench/distributed.py).
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from owlore_bench import distributed
 from owlore_bench.config import RunConfig, dump_json
 from owlore_bench.data import TrainingData, read_all_records
-from owlore_bench.distributed import world_size
 from owlore_bench.errors import UserError
 from owlore_bench.loop import seed_everything, train
 from owlore_bench.models import load_model
@@ -55,8 +56,9 @@ def train_run(cfg: RunConfig, out_dir: str | Path, write_summary: bool = True) -
     out_dir = Path(out_dir)
     started = time.time()
     method = build_method(cfg.method, cfg.method_config)
-    check_supported(method, cfg.train, world_size())  # before anything is written or loaded
-    write_json_atomic(out_dir / "config.json", dump_json(cfg))
+    check_supported(method, cfg.train, distributed.world_size())  # before anything is written or loaded
+    if distributed.is_main():
+        write_json_atomic(out_dir / "config.json", dump_json(cfg))
     check_available(cfg.train.report_to)  # a missing tracker package fails before the model loads
     records = read_all_records(cfg.data.path, cfg.data.limit)  # bad data fails before the model loads
     model, tokenizer = load_model(cfg.model, dtype=cfg.train.dtype, device=cfg.train.device)
@@ -64,11 +66,15 @@ def train_run(cfg: RunConfig, out_dir: str | Path, write_summary: bool = True) -
                                      seed=cfg.train.seed, source=str(cfg.data.path))
     seed_everything(cfg.train.seed)
     model = method.prepare(model)
+    # Every rank loads out_dir/checkpoint at the start of train() and only rank 0 replaces it later: all ranks
+    # load before rank 0 can save (no rank reads a checkpoint that is being written).
+    distributed.barrier()
     result = train(model, method, data, cfg.train, out_dir)
-    if cfg.save_model and result["status"] == "ok":
+    if cfg.save_model and result["status"] == "ok" and distributed.is_main():
         method.save_trained(model, tokenizer, out_dir / "model")
     summary = {"method": cfg.method, "model": cfg.model, **result, "method_info": method.run_info(),
-               "examples": len(data), "run_wall_s": time.time() - started, **provenance()}
+               "examples": len(data), "world_size": distributed.world_size(),  # global batch = batch_size x this
+               "run_wall_s": time.time() - started, **provenance()}
     if write_summary:
         finish_run(out_dir, summary)
     return summary, model, tokenizer, method
@@ -77,8 +83,10 @@ def train_run(cfg: RunConfig, out_dir: str | Path, write_summary: bool = True) -
 def finish_run(out_dir: Path, summary: dict[str, Any]) -> None:
     """Mark a run complete: write summary.json atomically, then drop the checkpoint it no longer needs.
 
-    A failed run keeps its checkpoint so a rerun after a fix can resume.
+    A failed run keeps its checkpoint so a rerun after a fix can resume. Rank 0 only (a no-op on other ranks).
     """
+    if not distributed.is_main():
+        return
     write_json_atomic(Path(out_dir) / "summary.json", summary)
     if summary["status"] == "failed":
         return

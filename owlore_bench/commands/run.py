@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+from owlore_bench import distributed
 from owlore_bench.experiment import load_experiment, parse_only, plan
-from owlore_bench.runner import claim_out_dir, dry_run_plan, judge_mtbench, run_units
+from owlore_bench.launch.options import add_launcher_arguments, collect_command, make_launcher
+from owlore_bench.launch.records import submitted_units
+from owlore_bench.launch.torchrun import add_nproc_argument, check_nproc, relaunch
+from owlore_bench.results import read_json
+from owlore_bench.runner import claim_out_dir, dry_run_plan, judge_mtbench, unit_is_complete
 
 EXAMPLES = """examples:
   owlore-bench run configs/quickstart.yaml                       # -> runs/quickstart/ (resumable)
   owlore-bench run configs/quickstart.yaml --out runs/qs2        # another output folder
   owlore-bench run configs/paper/commonsense_llama2_7b.yaml --dry-run
   owlore-bench run my.yaml --only method=owlore,seed=1           # one unit, e.g. from a scheduler
+  owlore-bench run my.yaml --nproc 2                             # each unit data parallel on 2 processes
+  owlore-bench run my.yaml --launcher submitit --partition gpu --gpus-per-unit 1 --timeout-min 240
+  owlore-bench run my.yaml                                       # later: collect the finished jobs' units
 """
 
 
@@ -29,6 +38,8 @@ def add_parser(subparsers) -> None:
                         help="reuse an output folder that holds another config: runs whose config still matches "
                              "are kept, the others are rerun")
     parser.add_argument("--no-plots", action="store_true", help="write tables only")
+    add_nproc_argument(parser)
+    add_launcher_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -38,6 +49,23 @@ def run(args) -> int:
     if args.dry_run:
         print_plan(experiment, units)
         return 0
+    launcher = make_launcher(args, collect_command(args.config, args.out))  # flag errors before any check
+    if args.nproc is not None:
+        check_nproc(args.nproc, experiment.train.device)
+    # processes that will train each unit: --nproc, a unit job's GPUs, or the torchrun this command runs under
+    processes = args.nproc or launcher.processes_per_unit or int(os.environ.get("WORLD_SIZE", "1"))
+    check_before_running(experiment, units, processes)
+    if args.nproc is not None and args.nproc > 1:
+        return relaunch(args.nproc, args.command_line)
+    distributed.init_from_env(experiment.train.device)
+    try:
+        return run_experiment(args, experiment, units, launcher)
+    finally:
+        distributed.shutdown()
+
+
+def check_before_running(experiment, units, processes: int) -> None:
+    """Everything that can fail in one line before a unit trains: tasks, MT-Bench data, trackers, methods."""
     from owlore_bench.evaluate import check_tasks
     from owlore_bench.registry import build_method
     from owlore_bench.step_in_backward import check_supported
@@ -50,25 +78,59 @@ def run(args) -> int:
     for unit in units:
         if unit.run is not None:
             check_available(unit.run.train.report_to)
-            check_supported(build_method(unit.run.method, unit.run.method_config), unit.run.train)
-    claim_out_dir(experiment, force=args.force)
-    summaries = run_units(experiment, units)
-    if experiment.mt_bench is not None:
-        judge_mtbench(experiment, units)
-    from owlore_bench.commands.report import make_report
-    from owlore_bench.report import render_markdown
+            check_supported(build_method(unit.run.method, unit.run.method_config), unit.run.train, processes)
 
-    table, paths = make_report([experiment.out_dir], experiment.out_dir, plots=not args.no_plots)
-    print(render_markdown(table))
-    print(f"results and {len(paths)} table/plot files in {experiment.out_dir}")
-    if experiment.reference:
-        from owlore_bench.compare import reference_comparison
 
-        print(reference_comparison(table, Path(experiment.reference)))
-    failed = [f"{s['label']} seed {s.get('seed', 0)}: {s['status']}" for s in summaries if s["status"] != "ok"]
+def run_experiment(args, experiment, units, launcher) -> int:
+    """Run (or submit) the units no job holds, then tabulate every finished one. Under torchrun every rank runs
+    the units; rank 0 alone writes, judges, tabulates and prints."""
+    main = distributed.is_main()
+    if main:
+        claim_out_dir(experiment, force=args.force)
+    distributed.barrier()
+    incomplete = [unit for unit in units if not unit_is_complete(unit, experiment)]
+    jobs = distributed.from_main(submitted_units(incomplete) if main else None)  # one decision for all ranks
+    held = {(job.unit.label, job.unit.seed) for job in jobs
+            if job.in_flight or not launcher.takes_over_ended_jobs}
+    finished_here = launcher.launch(experiment, [u for u in incomplete if (u.label, u.seed) not in held])
+    if not main:
+        return 0
+    if not finished_here:
+        return 0  # submitted: a later `owlore-bench run` collects
+    return tabulate(args, experiment, units, [job for job in jobs if (job.unit.label, job.unit.seed) in held])
+
+
+def tabulate(args, experiment, units, held_jobs) -> int:
+    """Judge (MT-Bench), write and print the table of every finished unit; list what is missing and why.
+    Exit code 0 only when every unit finished with status ok."""
+    done = [unit for unit in units if unit_is_complete(unit, experiment)]
+    if experiment.mt_bench is not None and done:
+        judge_mtbench(experiment, done)
+    if done:
+        from owlore_bench.commands.report import make_report
+        from owlore_bench.report import render_markdown
+
+        table, paths = make_report([experiment.out_dir], experiment.out_dir, plots=not args.no_plots)
+        print(render_markdown(table))
+        print(f"results and {len(paths)} table/plot files in {experiment.out_dir}")
+        if experiment.reference:
+            from owlore_bench.compare import reference_comparison
+
+            print(reference_comparison(table, Path(experiment.reference)))
+    summaries = [{"label": unit.label, "seed": unit.seed, **read_json(unit.folder / "summary.json")} for unit in done]
+    failed = [f"{s['label']} seed {s['seed']}: {s['status']}" for s in summaries if s["status"] != "ok"]
     if failed:
         print("not ok: " + "; ".join(failed))
-    return 0 if not failed else 1
+    waiting = [job for job in held_jobs if job.in_flight]
+    ended = [job for job in held_jobs if not job.in_flight]
+    if waiting:
+        print(f"still held by {len(waiting)} cluster job(s); rerun this command when they end:")
+        print("\n".join(f"  {job.describe()}" for job in waiting))
+    if ended:
+        print(f"{len(ended)} cluster job(s) ended without a result; resubmit with --launcher submitit (it resumes "
+              f"from the checkpoint) or run them here with --launcher local:")
+        print("\n".join(f"  {job.describe()}" for job in ended))
+    return 0 if not (failed or held_jobs) and len(done) == len(units) else 1
 
 
 def print_plan(experiment, units) -> None:

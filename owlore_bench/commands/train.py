@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from owlore_bench import distributed
 from owlore_bench.config import DataConfig, RunConfig, TrainConfig, apply_overrides, parse, read_yaml
 from owlore_bench.errors import UserError
-from owlore_bench.registry import get_method_class
+from owlore_bench.launch.torchrun import add_nproc_argument, check_nproc, relaunch
+from owlore_bench.registry import build_method, get_method_class
+from owlore_bench.step_in_backward import check_supported
 from owlore_bench.training import check_out_dir, train_run
 
 # flag name → (section, field); flags left unset keep the config file's or the defaults' values
@@ -24,6 +27,8 @@ def add_parser(subparsers) -> None:
                                           "--template plain --steps 40 --out runs/owlore\n"
                                           "  owlore-bench train --method lora --model tiny-llama --data train.json "
                                           "--set method.r=16 --set train.report_to=[tensorboard]\n"
+                                          "  owlore-bench train --method lisa --model tiny-llama --data train.json "
+                                          "--nproc 2   # data parallel: 2 processes (torchrun)\n"
                                           "  (an interrupted run resumes when rerun with the same --out, "
                                           "given train.checkpoint_every > 0)\n")
     parser.add_argument("--config", help="run config YAML (flags and --set override it)")
@@ -43,6 +48,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--out", "--output_path", dest="out", default="runs/train",
                         help="output folder (default runs/train)")
     parser.add_argument("--force", action="store_true", help="overwrite an output folder that holds another config")
+    add_nproc_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -72,7 +78,19 @@ def run(args) -> int:
     cfg = resolve_run_config(args)
     out_dir = Path(args.out)
     check_out_dir(cfg, out_dir, force=args.force)
-    summary, *_ = train_run(cfg, out_dir)
+    if args.nproc is not None:
+        check_nproc(args.nproc, cfg.train.device)
+        check_supported(build_method(cfg.method, cfg.method_config), cfg.train, args.nproc)
+        if args.nproc > 1:
+            return relaunch(args.nproc, args.command_line)  # this same command, as N torchrun processes
+    distributed.init_from_env(cfg.train.device)
+    main = distributed.is_main()
+    try:
+        summary, *_ = train_run(cfg, out_dir)
+    finally:
+        distributed.shutdown()
+    if not main:
+        return 0 if summary["status"] == "ok" else 1
     print(f"{summary['method']}: status {summary['status']}, {summary['steps']} steps, final loss "
           f"{summary['final_loss']}, {summary['trainable_params']:,} trainable params, "
           f"{summary['tokens_per_s'] or 0:.0f} tokens/s, {summary['wall_s']:.1f} s -> {out_dir}")

@@ -1,0 +1,27 @@
+"""The Launcher seam: something that runs (or starts) the incomplete units of an experiment."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+from owlore_bench.experiment import ExperimentConfig, Unit
+
+
+class Launcher(ABC):
+    """Runs or starts units. The run command hands it every unit that is neither complete nor held by a cluster
+    job still in flight; it gets them all at once because a cluster launcher submits them as one job array."""
+
+    name: ClassVar[str]
+    # Whether the launcher may take over a unit whose earlier cluster job ended without a result. The default
+    # `owlore-bench run` (no --launcher) only collects such units: on a cluster's login node it must not start
+    # a 7B training in the foreground.
+    takes_over_ended_jobs: bool = True
+    # Processes that train each unit when the launcher decides it (a cluster job's GPUs); None: the processes of
+    # the command itself (1, or torchrun's N).
+    processes_per_unit: int | None = None
+
+    @abstractmethod
+    def launch(self, experiment: ExperimentConfig, units: list[Unit]) -> bool:
+        """Run or start `units`. Returns True when they have finished (results on disk, ready for the tables),
+        False when they run elsewhere and a later `owlore-bench run` collects them."""

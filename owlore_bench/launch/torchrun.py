@@ -1,0 +1,78 @@
+"""`--nproc N`: the same command again under torchrun, as N data-parallel processes on this machine.
+
+`owlore-bench train ... --nproc 2` runs
+`python -m torch.distributed.run --standalone --nproc_per_node 2 -m owlore_bench.cli train ...` (the same
+arguments without --nproc), so `--nproc N` and a hand-written torchrun line are one code path. Each rank then
+joins the process group in owlore_bench/distributed.py (nccl on CUDA, gloo on CPU).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from owlore_bench.distributed import launched_by_torchrun
+from owlore_bench.errors import UserError
+
+NPROC_FLAG = "--nproc"
+
+
+def add_nproc_argument(parser) -> None:
+    parser.add_argument(NPROC_FLAG, type=int, metavar="N",
+                        help="data-parallel processes on this machine: starts torchrun (one GPU per process on "
+                             "CUDA, gloo processes on CPU); each process takes train.batch_size rows of every "
+                             "global batch of batch_size x N rows")
+
+
+def check_nproc(nproc: int, device: str) -> None:
+    """One line for a process count this machine cannot run: below 1, more GPUs than it has, more processes
+    than CPU cores (on CPU), or --nproc inside a torchrun that already started the processes."""
+    if nproc < 1:
+        raise UserError(f"--nproc: {nproc} is not a process count; use 1 or more, e.g. --nproc 2")
+    if launched_by_torchrun():
+        raise UserError(f"--nproc: this command already runs under torchrun (WORLD_SIZE="
+                        f"{os.environ.get('WORLD_SIZE')}); drop --nproc, torchrun's --nproc_per_node sets it")
+    import torch
+
+    if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
+        gpus = torch.cuda.device_count()
+        if nproc > gpus:
+            raise UserError(f"--nproc: {nproc} processes need one GPU each; this machine has {gpus}")
+        return
+    cpus = os.cpu_count() or 1
+    if nproc > cpus:
+        raise UserError(f"--nproc: {nproc} processes on CPU is more than this machine's {cpus} cores; "
+                        f"use --nproc {cpus} or fewer")
+
+
+def without_nproc(argv: list[str]) -> list[str]:
+    """`argv` minus `--nproc N` / `--nproc=N` (or an unambiguous abbreviation argparse accepted, e.g. --np 2)."""
+    kept, skip_value = [], False
+    for token in argv:
+        if skip_value:
+            skip_value = False
+            continue
+        name, has_value, _ = token.partition("=")
+        if len(name) >= 3 and NPROC_FLAG.startswith(name):
+            skip_value = not has_value
+            continue
+        kept.append(token)
+    return kept
+
+
+def torchrun_command(nproc: int, argv: list[str]) -> list[str]:
+    """The torchrun line that runs `owlore-bench ARGV` (minus --nproc) as `nproc` local processes."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+            "-m", "owlore_bench.cli", *without_nproc(argv)]
+
+
+def relaunch(nproc: int, argv: list[str]) -> int:
+    """Run the command under torchrun and wait; returns torchrun's exit code (0 when every rank succeeded).
+
+    OMP_NUM_THREADS, when unset, becomes cores / nproc so the processes do not oversubscribe the CPU (torchrun
+    would set 1 and say so).
+    """
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    return subprocess.call(torchrun_command(nproc, argv), env=env)
