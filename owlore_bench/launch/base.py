@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from owlore_bench.experiment import ExperimentConfig, Unit
@@ -25,3 +26,18 @@ class Launcher(ABC):
     def launch(self, experiment: ExperimentConfig, units: list[Unit]) -> bool:
         """Run or start `units`. Returns True when they have finished (results on disk, ready for the tables),
         False when they run elsewhere and a later `owlore-bench run` collects them."""
+
+
+@dataclass
+class SubmitOptions:
+    """What each unit's job asks the cluster for: the run command's submitit flags. Defaults live here only."""
+
+    cluster: str = "slurm"  # slurm; local: background processes on this machine; debug: in this process
+    partition: str | None = None  # None: the cluster's default partition
+    gpus_per_unit: int = 1  # GPUs (= processes) per unit job; 0: a CPU-only job with one process
+    cpus_per_unit: int = 8  # CPU cores per unit job, split over its processes
+    mem_gb: float | None = None  # memory per unit job (GB); None: the partition's default
+    timeout_min: int = 240  # wall-clock limit of one job (minutes); a timed-out job requeues and resumes
+    array_parallelism: int = 256  # at most this many unit jobs of the array run at once
+    slurm_options: dict[str, str] = field(default_factory=dict)  # --slurm-option KEY=VALUE: any sbatch option
+    wait: bool = False  # block until every job ended, then tabulate (the debug cluster always waits)

@@ -3,29 +3,13 @@
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, field
 
 from owlore_bench.distributed import launched_by_torchrun
 from owlore_bench.errors import UserError
-from owlore_bench.launch.base import Launcher
+from owlore_bench.launch.base import Launcher, SubmitOptions
 
 LAUNCHERS = ("local", "submitit")
 PIP_HINT = "pip install 'owlore-bench[cluster]' (or: pip install submitit)"
-
-
-@dataclass
-class SubmitOptions:
-    """What each unit's job asks the cluster for: the run command's submitit flags. Defaults live here only."""
-
-    cluster: str = "slurm"  # slurm; local: background processes on this machine; debug: in this process
-    partition: str | None = None  # None: the cluster's default partition
-    gpus_per_unit: int = 1  # GPUs (= processes) per unit job; 0: a CPU-only job with one process
-    cpus_per_unit: int = 8  # CPU cores per unit job, split over its processes
-    mem_gb: float | None = None  # memory per unit job (GB); None: the partition's default
-    timeout_min: int = 240  # wall-clock limit of one job (minutes); a timed-out job requeues and resumes
-    array_parallelism: int = 256  # at most this many unit jobs of the array run at once
-    slurm_options: dict[str, str] = field(default_factory=dict)  # --slurm-option KEY=VALUE: any sbatch option
-    wait: bool = False  # block until every job ended, then tabulate (the debug cluster always waits)
 
 
 # flag → (SubmitOptions field, type, smallest allowed value, help without the default); metavar: _METAVARS

@@ -23,8 +23,7 @@ import submitit
 from owlore_bench import distributed
 from owlore_bench.errors import UserError
 from owlore_bench.experiment import ExperimentConfig, Unit, plan
-from owlore_bench.launch.base import Launcher
-from owlore_bench.launch.options import SubmitOptions
+from owlore_bench.launch.base import Launcher, SubmitOptions
 from owlore_bench.launch.records import write_job_record
 from owlore_bench.runner import run_units
 
