@@ -100,6 +100,8 @@ def run_unit(experiment: ExperimentConfig, unit: Unit) -> dict[str, Any]:
         else:
             summary.update(_train_and_evaluate(experiment, unit))
     except Exception as error:  # noqa: BLE001 — recorded as data; the sweep goes on
+        if distributed.world_size() > 1 and not isinstance(error, (UserError, distributed.RanksDisagree)):
+            raise  # this rank alone failed: the others wait in a collective, and only ending the process frees them
         summary.update(status="oom" if is_out_of_memory(error) else "failed", error=one_line(error))
         if main:
             (unit.folder / "error.log").parent.mkdir(parents=True, exist_ok=True)
