@@ -44,6 +44,7 @@ from owlore_bench.estimate import SyntheticBatches
 from owlore_bench.loop import is_out_of_memory, train
 from owlore_bench.models import load_model
 from owlore_bench.outliers import cached_outlier_ratios, calibration_text, calibration_windows, read_ratio_file
+from owlore_bench.phases import PHASES
 from owlore_bench.registry import build_method, get_method_class
 from owlore_bench.results import provenance, read_jsonl, write_json_atomic
 
@@ -134,7 +135,7 @@ def run_suite(args: argparse.Namespace, method: str, impl: Implementation, setti
     in_backward = {"update_in_backward": True} if impl.update_in_backward else {}
     cfg = TrainConfig(steps=steps, batch_size=size[0], max_length=size[1], lr=settings.lr, weight_decay=0.0,
                       schedule="constant", grad_clip=impl.grad_clip, dtype="fp32", device="cpu", seed=settings.seed,
-                      memory_profile=not args.no_ledger, progress=False, **in_backward)
+                      memory_profile=not args.no_ledger, time_phases=True, progress=False, **in_backward)
     with tempfile.TemporaryDirectory(prefix="owlore-vs-reference-") as out:
         summary = train(model, suite_method, data, cfg, out)
         rows = [row for row in read_jsonl(Path(out) / "metrics.jsonl") if "step_s" in row]
@@ -172,6 +173,7 @@ def measure(args, method: str, impl: Implementation, size: tuple[int, int], step
     return {"size": f"{size[0]}x{size[1]}", "method": method, "implementation": impl.label, "status": status,
             "grad_clip": impl.grad_clip, "steps": len(measured), "batches_sha256": data.digest.hexdigest(),
             "step_s": [row["step_s"] for row in measured], "iter_s": [row["iter_s"] for row in measured],
+            **{f"{phase}_s": [row[f"{phase}_s"] for row in measured] for phase in PHASES},
             "tokens": [row["tokens"] for row in measured],
             "gradient_bytes_by_step": [row.get("mem_gradients_bytes") for row in rows],
             "optimizer_bytes_by_step": [row.get("mem_optimizer_bytes") for row in rows],
@@ -279,6 +281,8 @@ def summarise(runs: list[dict[str, Any]], impls: list[Implementation]) -> list[d
         baseline = rows.get((size, "full_ft", label))
         peer = rows.get((size, row["method"], peers.get(label)))
         row["vs_full_ft"] = ratio(row["median_step_s"], baseline["median_step_s"] if baseline else None)
+        row["floor_vs_full_ft"] = ratio(row["median_forward_backward_s"],
+                                        baseline["median_step_s"] if baseline else None)
         row["suite_vs_official"] = ratio(row["median_step_s"], peer["median_step_s"] if peer else None)
     return list(rows.values())
 
@@ -302,12 +306,16 @@ def summary_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
     together = [None if g is None or o is None else g + o for g, o in zip(grads, state)]
     layers = [run["layers_ever_trained"] for run in runs if run["layers_ever_trained"] is not None]
     iter_s = [i for run in runs for i in run["iter_s"]]
+    phases = {phase: [s for run in runs for s in run[f"{phase}_s"]] for phase in PHASES}
+    forward_backward = [f + b for f, b in zip(phases["forward"], phases["backward"])]
     first = runs[0]
     return {"size": first["size"], "method": first["method"], "implementation": first["implementation"],
             "grad_clip": first["grad_clip"], "status": ", ".join(sorted({run["status"] for run in runs})),
             "runs": len(runs), "measured_steps": len(step_s), "run_medians_s": per_run,
             "median_step_s": statistics.median(step_s) if step_s else None,
             "median_iter_s": statistics.median(iter_s) if iter_s else None,
+            **{f"median_{phase}_s": statistics.median(times) if times else None for phase, times in phases.items()},
+            "median_forward_backward_s": statistics.median(forward_backward) if forward_backward else None,
             "tokens_per_s": tokens / sum(step_s) if step_s else None,
             "gradient_bytes": _max(grads), "optimizer_bytes": _max(state), "grad_opt_bytes": _max(together),
             "ledger_peak_bytes": _max([t for run in runs for t in run["ledger_total_bytes_by_step"]]),
@@ -321,8 +329,9 @@ def _shown(value: float | None, spec: str, unit: float = 1.0, suffix: str = "") 
 
 
 TABLE_HEADER = ("| size | method | implementation | clip | step s (median) | per-repeat medians s | iteration s | "
-                "tokens/s | × full_ft (same impl.) | suite / official | gradients MiB | optimizer MiB | "
-                "grad + opt MiB | ledger peak MiB | layers ever trained | final loss | status |")
+                "forward / backward / update s | tokens/s | × full_ft (same impl.) | forward + backward × full_ft "
+                "step | suite / official | gradients MiB | optimizer MiB | grad + opt MiB | ledger peak MiB | "
+                "layers ever trained | final loss | status |")
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -333,9 +342,12 @@ def table(rows: list[dict[str, Any]]) -> str:
         layers = "all" if row["layers_ever_trained"] is None else str(row["layers_ever_trained"])
         memory = " | ".join(_shown(row[key], ".1f", MIB) for key in
                             ("gradient_bytes", "optimizer_bytes", "grad_opt_bytes", "ledger_peak_bytes"))
+        phases = " / ".join(_shown(row[f"median_{phase}_s"], ".2f") for phase in PHASES)
         lines.append(f"| {row['size']} | {row['method']} | {row['implementation']} | {row['grad_clip']:g} | "
                      f"{_shown(row['median_step_s'], '.3f')} | {spread} | {_shown(row['median_iter_s'], '.3f')} | "
-                     f"{_shown(row['tokens_per_s'], '.0f')} | {_shown(row['vs_full_ft'], '.2f', suffix='×')} | "
+                     f"{phases} | {_shown(row['tokens_per_s'], '.0f')} | "
+                     f"{_shown(row['vs_full_ft'], '.2f', suffix='×')} | "
+                     f"{_shown(row['floor_vs_full_ft'], '.2f', suffix='×')} | "
                      f"{_shown(row['suite_vs_official'], '.2f', suffix='×')} | {memory} | {layers} | "
                      f"{_shown(row['final_loss'], '.4f')} | {row['status']} |")
     return "\n".join(lines)
@@ -382,6 +394,10 @@ def markdown(result: dict[str, Any]) -> str:
         "order per method: suite, official, … (reversed on every other repeat); a fresh model per run",
         "- step s: the span the suite loop times (batch → zero_grad); iteration s: the whole iteration, layer "
         "switch, metrics line and ledger walk included; tokens/s = measured tokens / summed step s",
+        "- forward / backward / update s: medians of the step's phases (owlore_bench/phases.py; update = clip + "
+        "optimizer step + zero_grad; with update_in_backward the updates run inside backward); forward + backward "
+        "× full_ft step: the median forward + backward of a step over the same implementation's full FT step, the "
+        "fastest this method's step could be with a free optimizer (its measured floor)",
         "- memory: the suite's memory ledger on both sides, bytes, max over all steps of a run (warm-up "
         "included); ledger peak = weights + gradients + optimizer state + saved activations of a step. Peak RSS is "
         "not used: one process runs every case." if not args["no_ledger"] else
@@ -485,17 +501,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserError(f"--grad-clip: {args.grad_clip} must be >= 0 (0 = no clipping)")
 
 
-def in_backward_missing() -> bool:
-    """True when this suite's TrainConfig has no update_in_backward field yet."""
-    return "update_in_backward" not in TrainConfig.model_fields
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.update_in_backward and in_backward_missing():
-        print("--update-in-backward: this suite's TrainConfig has no field update_in_backward yet; "
-              "run without the flag", file=sys.stderr)
-        return 2
     try:
         check_args(args)
         result = benchmark(args, log=lambda line: print(line, file=sys.stderr, flush=True))

@@ -15,8 +15,8 @@ What the official code does (OwLore at e415973 on LMFlow; ../shared/docs/METHODS
   padding, labels = inputs.
 
 Written from that description, not from methods/lisa.py, so that one bug cannot hide on both sides of the
-comparison (benchmarks/bench_vs_reference.py). Shared with the suite: the memory ledger (it only observes), the
-decoder-layer lookup and the choice of GaLore targets (galore_targets).
+comparison (benchmarks/bench_vs_reference.py). Shared with the suite: the memory ledger and the phase timer (they
+only observe), the decoder-layer lookup and the choice of GaLore targets (galore_targets).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from owlore_bench.errors import UserError
 from owlore_bench.galore_groups import galore_targets
 from owlore_bench.layers import decoder_layers
 from owlore_bench.memory import MemoryLedger
+from owlore_bench.phases import PhaseTimer
 
 OFFICIAL_METHODS = ("full_ft", "lisa", "owlore")
 
@@ -133,16 +134,19 @@ class OfficialTrainer:
         """The layer switch (lisa, owlore); the active layers, or None for full fine-tuning."""
         return self.activation.on_step_begin(step) if self.activation is not None else None
 
-    def train_step(self, batch: dict[str, torch.Tensor], ledger: MemoryLedger) -> float:
-        """Forward, backward, clip, optimizer step, zero_grad; the loss. `ledger` only observes (it may be off)."""
-        with ledger.forward():
+    def train_step(self, batch: dict[str, torch.Tensor], ledger: MemoryLedger, phases: PhaseTimer) -> float:
+        """Forward, backward, clip, optimizer step, zero_grad; the loss. `ledger` and `phases` only observe (either
+        may be off)."""
+        with phases.phase("forward"), ledger.forward():
             loss = self.model(**batch).loss
-        loss.backward()
+        with phases.phase("backward"):
+            loss.backward()
         ledger.after_backward()
-        if self.settings.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.grad_clip)
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        with phases.phase("update"):
+            if self.settings.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.grad_clip)
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
         return loss.item()
 
 
@@ -151,10 +155,12 @@ def run_official(trainer: OfficialTrainer, data: Any, steps: int, batch_size: in
     """Train `steps` steps on data.batch(step, batch_size); one row per step, shaped like the suite's metrics lines.
 
     step_s spans what the suite loop's step_s spans (batch → zero_grad; the layer switch and the ledger's
-    end-of-step walk are outside); iter_s is the whole iteration, switch and bookkeeping included.
+    end-of-step walk are outside); forward_s, backward_s and update_s split it as train.time_phases does in the
+    suite loop; iter_s is the whole iteration, switch and bookkeeping included.
     `on_iteration(step)` runs first in every iteration (a profiler uses it to start after the warm-up).
     """
     ledger = MemoryLedger(trainer.model, trainer.optimizer, enabled=memory_profile)
+    phases = PhaseTimer(next(trainer.model.parameters()).device, enabled=True)
     rows, starts = [], []
     for step in range(steps):
         if on_iteration is not None:
@@ -163,12 +169,14 @@ def run_official(trainer: OfficialTrainer, data: Any, steps: int, batch_size: in
         active = trainer.on_step_begin(step)
         started = time.perf_counter()
         ledger.begin_step()
+        phases.begin_step()
         batch = data.batch(step, batch_size)
-        loss = trainer.train_step(batch, ledger)
+        loss = trainer.train_step(batch, ledger, phases)
         step_s = time.perf_counter() - started
         tokens = int(batch["attention_mask"].sum())
         rows.append({"step": step, "loss": loss, "tokens": tokens, "step_s": step_s, "tokens_per_s": tokens / step_s,
-                     **ledger.end_step(), **({"active_layers": list(active)} if active is not None else {})})
+                     **phases.row(), **ledger.end_step(),
+                     **({"active_layers": list(active)} if active is not None else {})})
     starts.append(time.perf_counter())
     for row, begin, end in zip(rows, starts, starts[1:]):
         row["iter_s"] = end - begin

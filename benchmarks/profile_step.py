@@ -23,7 +23,6 @@ from bench_vs_reference import (
     add_setting_arguments,
     data_for,
     implementations,
-    in_backward_missing,
     parse_size,
     positive_int,
     prepare_inputs,
@@ -86,10 +85,6 @@ def profile(args: argparse.Namespace) -> tuple[torch.profiler.profile, list[dict
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.update_in_backward and in_backward_missing():
-        print("--implementation suite_in_backward: this suite's TrainConfig has no field update_in_backward yet",
-              file=sys.stderr)
-        return 2
     try:
         profiler, rows = profile(args)
     except UserError as error:

@@ -37,6 +37,9 @@ class TrainConfig(StrictModel):
     update_in_backward: bool = Field(False, description="update each parameter inside backward as soon as its "
                                                         "gradient is complete, then free it (saves gradient memory; "
                                                         "needs grad_accum 1 and grad_clip 0)")
+    time_phases: bool = Field(False, description="also record forward_s, backward_s and update_s per step in "
+                                                 "metrics.jsonl (on CUDA this synchronizes at each phase, which "
+                                                 "costs a little speed)")
     seed: int = Field(0, description="seeds torch, data order and layer sampling")
     checkpoint_every: int = Field(0, ge=0, description="save a resumable checkpoint every N steps; 0 = never")
     memory_profile: bool = Field(True, description="record the per-step memory ledger (bytes) in metrics.jsonl")

@@ -2,7 +2,8 @@
 
 One optimizer step = `grad_accum` micro-batches of forward + backward, gradient clipping, optimizer step, LR
 schedule step. Each step writes one line to metrics.jsonl (step, loss, lr, tokens, tokens_per_s, elapsed_s,
-the memory ledger in bytes, and whatever the method's on_step_start returned). A non-finite loss stops the run
+the memory ledger in bytes, and whatever the method's on_step_start returned; with train.time_phases also
+forward_s, backward_s and update_s, see owlore_bench/phases.py). A non-finite loss stops the run
 with status `diverged`; running out of memory stops it with status `oom`.
 
 Under torchrun each rank takes its rows of every global batch (batch_size x world rows), the gradients are
@@ -27,6 +28,7 @@ from owlore_bench.data import TrainingData
 from owlore_bench.errors import one_line
 from owlore_bench.memory import MemoryLedger
 from owlore_bench.method import Method
+from owlore_bench.phases import PhaseTimer
 from owlore_bench.results import MetricsLog
 from owlore_bench.step_in_backward import StepInBackward, check_supported
 from owlore_bench.tracking import open_trackers
@@ -90,6 +92,7 @@ def train(model: torch.nn.Module, method: Method, data: TrainingData, cfg: Train
                          trackers=open_trackers(cfg.report_to, out_dir) if main else None)
     snapshot = out_dir / "cuda_memory_snapshot.pickle" if cfg.cuda_memory_snapshot and main else None
     ledger = MemoryLedger(model, optimizer, enabled=cfg.memory_profile, cuda_snapshot=snapshot)
+    phases = PhaseTimer(device, enabled=cfg.time_phases)
     in_backward = StepInBackward(optimizer, on_gradient=ledger.after_backward) if cfg.update_in_backward else None
     params = [p for group in optimizer.param_groups for p in group["params"]]
     global_rows = cfg.batch_size * distributed.world_size()  # every rank builds the same global batch
@@ -104,15 +107,17 @@ def train(model: torch.nn.Module, method: Method, data: TrainingData, cfg: Train
                 in_backward.refresh()  # hooks follow the trainable set (a layer switch moves them)
             started = time.perf_counter()
             ledger.begin_step()
+            phases.begin_step()
             loss_sum, tokens = 0.0, 0
             for micro in range(cfg.grad_accum):
                 batch, loss_scale = distributed.shard_batch(data.batch(step * cfg.grad_accum + micro, global_rows))
                 batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-                with ledger.forward():
+                with phases.phase("forward"), ledger.forward():
                     loss = model(**batch).loss / cfg.grad_accum
                 if loss_scale != 1.0:
                     loss = loss * loss_scale  # this rank's share of the global token mean (distributed.py)
-                loss.backward()  # with update_in_backward this also runs the optimizer, parameter by parameter
+                with phases.phase("backward"):
+                    loss.backward()  # with update_in_backward this also runs the optimizer, parameter by parameter
                 loss_sum += loss.item()  # sync point: one per micro-batch, needed to spot divergence early
                 tokens += int(batch["attention_mask"].sum())
             ledger.after_backward()
@@ -123,13 +128,14 @@ def train(model: torch.nn.Module, method: Method, data: TrainingData, cfg: Train
                 status = "diverged"
                 metrics.write({"step": step, "loss": loss_sum, "status": status})
                 break
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             lr = scheduler.get_last_lr()[0]
-            if in_backward is None:
-                optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            with phases.phase("update"):
+                if cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                if in_backward is None:
+                    optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
             if device.type == "cuda":
                 torch.cuda.synchronize()  # sync point: without it the step time misses queued kernels
             step_s = time.perf_counter() - started
@@ -138,7 +144,7 @@ def train(model: torch.nn.Module, method: Method, data: TrainingData, cfg: Train
             metrics.write({"step": step, "loss": loss_sum, "lr": lr, "tokens": int(tokens),
                            "tokens_per_s": tokens / step_s, "step_s": step_s, "elapsed_s": elapsed_s,
                            "trainable_params": trainable_parameter_count(model),
-                           **memory, **extra})
+                           **phases.row(), **memory, **extra})
             bar.update(1)
             bar.set_postfix(loss=f"{loss_sum:.3f}")
             if main and cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:

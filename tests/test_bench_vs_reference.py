@@ -83,7 +83,19 @@ def test_the_report_has_one_row_per_method_and_implementation(bench, result):
     assert "no padding" in report and "machine load" in report and "Command:" in report
 
 
-def test_update_in_backward_without_the_config_field_is_one_line_and_exit_2(bench, monkeypatch, capsys):
-    monkeypatch.setattr(bench, "in_backward_missing", lambda: True)
-    assert bench.main(["--update-in-backward"]) == 2
-    assert capsys.readouterr().err.strip().count("\n") == 0
+def test_every_step_is_split_into_phases_and_the_floor_is_forward_plus_backward(result):
+    for run in result["runs"]:
+        for step_s, *phases in zip(run["step_s"], run["forward_s"], run["backward_s"], run["update_s"]):
+            assert all(seconds > 0 for seconds in phases), run["implementation"]
+            assert sum(phases) <= step_s
+    full_ft_step = {row["implementation"]: row["median_step_s"] for row in result["rows"] if row["method"] == "full_ft"}
+    for row in result["rows"]:
+        assert row["floor_vs_full_ft"] == pytest.approx(row["median_forward_backward_s"]
+                                                        / full_ft_step[row["implementation"]])
+        assert row["floor_vs_full_ft"] < row["vs_full_ft"]  # the optimizer's time is not in the floor
+
+
+def test_mismatched_steps_and_sizes_are_one_line_and_exit_2(bench, capsys):
+    assert bench.main(["--sizes", "2x16,4x16", "--steps", "1,2,3"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and error.startswith("error: --steps")

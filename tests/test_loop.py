@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -131,3 +132,29 @@ def test_gradient_checkpointing_gives_the_same_losses_with_fewer_saved_activatio
     assert checkpointed == pytest.approx(plain, rel=1e-4)
     saved = [read_jsonl(tmp_path / name / "metrics.jsonl")[0]["mem_activations_bytes"] for name in ("plain", "ckpt")]
     assert saved[1] < saved[0]
+
+
+def test_phase_timing_puts_each_phase_in_its_own_column_and_is_off_by_default(tmp_path, tiny_data, monkeypatch):
+    """Sleeps planted in the forward (per micro-batch) and in optimizer.step land in forward_s and update_s."""
+    forward_pause, update_pause = 0.1, 0.15
+    real_step = torch.optim.AdamW.step
+
+    def slow_step(self, *args, **kwargs):
+        time.sleep(update_pause)
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", slow_step)
+    cfg = TrainConfig(steps=2, batch_size=2, grad_accum=2, lr=1e-3, progress=False, time_phases=True)
+    model, tokenizer = tiny_llama()
+    model.model.layers[0].register_forward_pre_hook(lambda *_: time.sleep(forward_pause))
+    method = build_method("full_ft")
+    model = method.prepare(model)
+    data = TrainingData.from_file(tiny_data, tokenizer, cfg.max_length, "plain", seed=cfg.seed)
+    train(model, method, data, cfg, tmp_path / "timed")
+    for row in read_jsonl(tmp_path / "timed" / "metrics.jsonl"):
+        assert row["forward_s"] >= 2 * forward_pause  # two micro-batches
+        assert update_pause <= row["update_s"] < update_pause + row["forward_s"]
+        assert 0 < row["backward_s"] < forward_pause  # neither sleep is in backward
+        assert row["forward_s"] + row["backward_s"] + row["update_s"] <= row["step_s"]
+    _, _, _ = run(tmp_path / "plain", tiny_data, "full_ft", steps=1, lr=1e-3)
+    assert "forward_s" not in read_jsonl(tmp_path / "plain" / "metrics.jsonl")[0]
