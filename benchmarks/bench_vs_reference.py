@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import hashlib
+import json
 import os
 import shlex
 import statistics
@@ -272,17 +273,24 @@ def benchmark(args: argparse.Namespace, log: Callable[[str], None] = print) -> d
 
 
 def summarise(runs: list[dict[str, Any]], impls: list[Implementation]) -> list[dict[str, Any]]:
-    """One row per size × method × implementation (repeats pooled), with the ratios filled in."""
+    """One row per size × method × implementation (repeats pooled), with the ratios filled in.
+
+    The full-FT baseline of a ratio is the median step of every full_ft run of that size with the same clipping,
+    suite and official together: both sides do the same full-FT arithmetic, so pooling them halves the weight of
+    the machine's drift between runs (the two full_ft rows' own ratios then show how large that drift was).
+    """
     keys = list(dict.fromkeys((run["size"], run["method"], run["implementation"]) for run in runs))
     rows = {key: summary_row([run for run in runs if (run["size"], run["method"], run["implementation"]) == key])
             for key in keys}
     peers = {impl.label: impl.peer for impl in impls}
     for (size, _, label), row in rows.items():
-        baseline = rows.get((size, "full_ft", label))
+        full_ft_steps = [s for run in runs if run["size"] == size and run["method"] == "full_ft"
+                         and run["grad_clip"] == row["grad_clip"] for s in run["step_s"]]
+        baseline = statistics.median(full_ft_steps) if full_ft_steps else None
         peer = rows.get((size, row["method"], peers.get(label)))
-        row["vs_full_ft"] = ratio(row["median_step_s"], baseline["median_step_s"] if baseline else None)
-        row["floor_vs_full_ft"] = ratio(row["median_forward_backward_s"],
-                                        baseline["median_step_s"] if baseline else None)
+        row["full_ft_baseline_s"] = baseline
+        row["vs_full_ft"] = ratio(row["median_step_s"], baseline)
+        row["floor_vs_full_ft"] = ratio(row["median_forward_backward_s"], baseline)
         row["suite_vs_official"] = ratio(row["median_step_s"], peer["median_step_s"] if peer else None)
     return list(rows.values())
 
@@ -329,8 +337,8 @@ def _shown(value: float | None, spec: str, unit: float = 1.0, suffix: str = "") 
 
 
 TABLE_HEADER = ("| size | method | implementation | clip | step s (median) | per-repeat medians s | iteration s | "
-                "forward / backward / update s | tokens/s | × full_ft (same impl.) | forward + backward × full_ft "
-                "step | suite / official | gradients MiB | optimizer MiB | grad + opt MiB | ledger peak MiB | "
+                "forward / backward / update s | tokens/s | × full_ft | forward + backward × full_ft | "
+                "suite / official | gradients MiB | optimizer MiB | grad + opt MiB | ledger peak MiB | "
                 "layers ever trained | final loss | status |")
 
 
@@ -377,6 +385,8 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join([
         f"# Suite vs official-style full_ft / lisa / owlore ({meta['date'][:10]})", "",
         f"Command: `{meta['command']}`", "",
+        *([f"Summary recomputed from that run's JSON (no new measurements): `{meta['rendered_by']}`", ""]
+          if meta.get("rendered_by") else []),
         f"- date {meta['date']}; git {git['commit'] or '?'}{' (dirty)' if git['dirty'] else ''}; torch "
         f"{meta['versions']['torch']}, {meta['torch_threads']} torch thread(s), {meta['hardware']['cpu_count']} CPUs "
         f"({meta['hardware']['platform']})",
@@ -396,8 +406,11 @@ def markdown(result: dict[str, Any]) -> str:
         "switch, metrics line and ledger walk included; tokens/s = measured tokens / summed step s",
         "- forward / backward / update s: medians of the step's phases (owlore_bench/phases.py; update = clip + "
         "optimizer step + zero_grad; with update_in_backward the updates run inside backward); forward + backward "
-        "× full_ft step: the median forward + backward of a step over the same implementation's full FT step, the "
-        "fastest this method's step could be with a free optimizer (its measured floor)",
+        "× full_ft: the median forward + backward of a step over the full-FT baseline (next line), the fastest this "
+        "method's step could be with a free optimizer (its measured floor)",
+        "- × full_ft: over the median step of all full_ft runs of the size with the same clipping, suite and "
+        "official pooled (the same arithmetic on both sides; the full_ft rows' own ratios show the machine's "
+        "drift between runs)",
         "- memory: the suite's memory ledger on both sides, bytes, max over all steps of a run (warm-up "
         "included); ledger peak = weights + gradients + optimizer state + saved activations of a step. Peak RSS is "
         "not used: one process runs every case." if not args["no_ledger"] else
@@ -482,6 +495,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", default=None, help="write the markdown report here (e.g. "
                                                     "results/benchmarks/vs_reference.md)")
     parser.add_argument("--json", default=None, help="write every run's raw figures here")
+    parser.add_argument("--from-json", default=None, help="measure nothing: re-render the report of an earlier run "
+                                                          "from its --json file (the summary is recomputed)")
     return parser.parse_args(argv)
 
 
@@ -501,11 +516,26 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserError(f"--grad-clip: {args.grad_clip} must be >= 0 (0 = no clipping)")
 
 
+def rerender(path: str) -> dict[str, Any]:
+    """An earlier run's result (its --json file) with the summary rows recomputed by this version of the code."""
+    try:
+        result = json.loads(Path(path).read_text())
+        measured = result["meta"]["args"]
+    except (OSError, ValueError, KeyError) as error:
+        raise UserError(f"--from-json: {path} is not a readable bench_vs_reference --json file ({error})") from None
+    result["meta"]["rendered_by"] = shlex.join([sys.executable, *sys.argv])
+    result["rows"] = summarise(result["runs"], implementations(measured["grad_clip"], measured["update_in_backward"]))
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        check_args(args)
-        result = benchmark(args, log=lambda line: print(line, file=sys.stderr, flush=True))
+        if args.from_json:
+            result = rerender(args.from_json)
+        else:
+            check_args(args)
+            result = benchmark(args, log=lambda line: print(line, file=sys.stderr, flush=True))
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
