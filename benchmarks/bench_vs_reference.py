@@ -314,7 +314,7 @@ def summary_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
     together = [None if g is None or o is None else g + o for g, o in zip(grads, state)]
     layers = [run["layers_ever_trained"] for run in runs if run["layers_ever_trained"] is not None]
     iter_s = [i for run in runs for i in run["iter_s"]]
-    phases = {phase: [s for run in runs for s in run[f"{phase}_s"]] for phase in PHASES}
+    phases = {phase: [s for run in runs for s in run.get(f"{phase}_s", [])] for phase in PHASES}  # older JSON: none
     forward_backward = [f + b for f, b in zip(phases["forward"], phases["backward"])]
     first = runs[0]
     return {"size": first["size"], "method": first["method"], "implementation": first["implementation"],
