@@ -47,7 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def synthetic_examples(vocab: int, length: int, count: int = 256) -> list:
     """Random token rows of a fixed length (loss on the second half): timing needs no real text."""
-    from owlore_bench.data import Example
+    from owlore_bench.train.data import Example
 
     rng = random.Random(0)
     rows = []
@@ -72,13 +72,13 @@ def worker(args: argparse.Namespace) -> None:
     """One run (under torchrun: one rank of it): train, then rank 0 writes its per-step figures as JSON."""
     import torch
 
-    from owlore_bench import distributed
     from owlore_bench.config import TrainConfig
-    from owlore_bench.data import TrainingData
-    from owlore_bench.loop import seed_everything, train
     from owlore_bench.models import load_model
     from owlore_bench.registry import build_method
     from owlore_bench.results import read_jsonl
+    from owlore_bench.train import distributed
+    from owlore_bench.train.data import TrainingData
+    from owlore_bench.train.loop import seed_everything, train
 
     distributed.init_from_env("cpu")
     world = distributed.world_size()

@@ -20,7 +20,7 @@ import torch
 
 os.environ.setdefault("TQDM_DISABLE", "1")  # progress bars cost time on a busy terminal; measure the work
 
-from owlore_bench.evaluate import evaluate_model, task_manager  # noqa: E402
+from owlore_bench.evaluation.harness import evaluate_model, task_manager  # noqa: E402
 from owlore_bench.models import load_model  # noqa: E402
 
 

@@ -20,11 +20,11 @@ import pytest
 import torch
 
 from owlore_bench.config import TrainConfig
-from owlore_bench.data import TrainingData, read_records
-from owlore_bench.loop import seed_everything, train
 from owlore_bench.models import load_model
 from owlore_bench.registry import build_method
 from owlore_bench.results import read_jsonl
+from owlore_bench.train.data import TrainingData, read_records
+from owlore_bench.train.loop import seed_everything, train
 
 STEPS = int(os.environ.get("BENCH_LOOP_STEPS", "12"))
 WARMUP = 2

@@ -18,8 +18,14 @@ from pathlib import Path
 
 import torch
 
-from owlore_bench.estimate import SyntheticBatches, estimate_memory, measure_memory, measured_ledger, relative_error
-from owlore_bench.memory import CATEGORIES, ActivationCounter, MemoryLedger
+from owlore_bench.memory.estimate import (
+    SyntheticBatches,
+    estimate_memory,
+    measure_memory,
+    measured_ledger,
+    relative_error,
+)
+from owlore_bench.memory.ledger import CATEGORIES, ActivationCounter, MemoryLedger
 from owlore_bench.models import load_model
 
 MIB = 2**20

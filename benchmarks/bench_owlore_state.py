@@ -25,13 +25,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from owlore_bench.config import TrainConfig  # noqa: E402
-from owlore_bench.data import TrainingData  # noqa: E402
-from owlore_bench.layers import always_trained_parameters  # noqa: E402
-from owlore_bench.loop import train  # noqa: E402
-from owlore_bench.memory import _state_tensors  # noqa: E402
+from owlore_bench.memory.ledger import _state_tensors  # noqa: E402
 from owlore_bench.models import load_model  # noqa: E402
 from owlore_bench.registry import build_method  # noqa: E402
 from owlore_bench.results import read_jsonl  # noqa: E402
+from owlore_bench.train.data import TrainingData  # noqa: E402
+from owlore_bench.train.layers import always_trained_parameters  # noqa: E402
+from owlore_bench.train.loop import train  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "alpaca" / "alpaca_gpt4_sample_999.json"
 STEPS = int(os.environ.get("OWLORE_BENCH_STEPS", 200))

@@ -18,8 +18,10 @@ import statistics
 import time
 from pathlib import Path
 
-from owlore_bench.plots import write_plots
-from owlore_bench.report import load_results, table_from_results, write_tables
+from owlore_bench.reporting.loading import load_results
+from owlore_bench.reporting.plots import write_plots
+from owlore_bench.reporting.render import write_tables
+from owlore_bench.reporting.tables import table_from_results
 
 STEPS = int(os.environ.get("BENCH_REPORT_STEPS", "1000"))
 REPEATS = 3

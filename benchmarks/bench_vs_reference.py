@@ -39,15 +39,15 @@ import numpy as np
 import torch
 from official_owlore import OFFICIAL_METHODS, OfficialSettings, OfficialTrainer, PackedTextBlocks, run_official
 
+from owlore_bench.analysis.outliers import cached_outlier_ratios, calibration_text, calibration_windows, read_ratio_file
 from owlore_bench.config import TrainConfig
 from owlore_bench.errors import UserError, one_line
-from owlore_bench.estimate import SyntheticBatches
-from owlore_bench.loop import is_out_of_memory, train
+from owlore_bench.memory.estimate import SyntheticBatches
 from owlore_bench.models import load_model
-from owlore_bench.outliers import cached_outlier_ratios, calibration_text, calibration_windows, read_ratio_file
-from owlore_bench.phases import PHASES
 from owlore_bench.registry import build_method, get_method_class
 from owlore_bench.results import provenance, read_jsonl, write_json_atomic
+from owlore_bench.train.loop import is_out_of_memory, train
+from owlore_bench.train.phases import PHASES
 
 MIB = 2**20
 
@@ -57,7 +57,7 @@ class Implementation:
     """One side of the comparison: whose code runs, with which clipping, and where each update happens."""
 
     label: str
-    side: str  # "suite" (owlore_bench.loop.train) or "official" (official_owlore.run_official)
+    side: str  # "suite" (owlore_bench.train.loop.train) or "official" (official_owlore.run_official)
     grad_clip: float  # max global gradient norm; 0 = none
     update_in_backward: bool = False  # suite only: TrainConfig.update_in_backward
     peer: str | None = None  # the official implementation a suite row is compared with (same clipping)
@@ -127,7 +127,7 @@ def note_iteration_starts(method: Any, on_iteration: Callable[[int], None] | Non
 def run_suite(args: argparse.Namespace, method: str, impl: Implementation, settings: OfficialSettings,
               size: tuple[int, int], steps: int, data: Any, ratios_file: str | None,
               on_iteration: Callable[[int], None] | None = None) -> tuple[str, list[dict[str, Any]]]:
-    """(status, metrics rows) of the suite's method through owlore_bench.loop.train on a fresh model."""
+    """(status, metrics rows) of the suite's method through owlore_bench.train.loop.train on a fresh model."""
     model, _ = load_model(args.model, dtype="fp32", device="cpu")
     suite_method = build_method(method, suite_method_config(method, settings, ratios_file))
     torch.manual_seed(settings.seed)  # as training.train_run does before prepare
@@ -228,7 +228,7 @@ def outlier_ratios(args: argparse.Namespace, model: torch.nn.Module, tokenizer: 
                                   c.calibration_length)
     ratios, _ = cached_outlier_ratios(model, windows, c.outlier_threshold)
     source = c.calibration_file or "builtin:pydoc_data"
-    return ratios, (f"computed once by the suite (owlore_bench.outliers, M={c.outlier_threshold:g}, "
+    return ratios, (f"computed once by the suite (owlore_bench.analysis.outliers, M={c.outlier_threshold:g}, "
                     f"{c.calibration_samples}×{c.calibration_length} tokens of {source}) and given to both sides")
 
 
@@ -404,7 +404,7 @@ def markdown(result: dict[str, Any]) -> str:
         "order per method: suite, official, … (reversed on every other repeat); a fresh model per run",
         "- step s: the span the suite loop times (batch → zero_grad); iteration s: the whole iteration, layer "
         "switch, metrics line and ledger walk included; tokens/s = measured tokens / summed step s",
-        "- forward / backward / update s: medians of the step's phases (owlore_bench/phases.py; update = clip + "
+        "- forward / backward / update s: medians of the step's phases (owlore_bench/train/phases.py; update = clip + "
         "optimizer step + zero_grad; with update_in_backward the updates run inside backward); forward + backward "
         "× full_ft: the median forward + backward of a step over the full-FT baseline (next line), the fastest this "
         "method's step could be with a free optimizer (its measured floor)",
@@ -416,7 +416,7 @@ def markdown(result: dict[str, Any]) -> str:
         "not used: one process runs every case." if not args["no_ledger"] else
         "- memory: not measured (--no-ledger: both sides run without the memory ledger)",
         "- official = benchmarks/official_owlore.py (one optimizer over all parameters, requires_grad switches, "
-        "optimizer state never freed); suite = owlore_bench.loop.train",
+        "optimizer state never freed); suite = owlore_bench.train.loop.train",
         "- final loss (loss of the last step, first repeat): equal across implementations while both made the same "
         "updates; it departs where a layer re-enters the active set (official: stale state resumed; suite: fresh "
         "state) and where clipping differs", "",

@@ -30,10 +30,10 @@ import numpy as np
 import torch
 
 from owlore_bench.errors import UserError
-from owlore_bench.galore_groups import galore_targets
-from owlore_bench.layers import decoder_layers
-from owlore_bench.memory import MemoryLedger
-from owlore_bench.phases import PhaseTimer
+from owlore_bench.memory.ledger import MemoryLedger
+from owlore_bench.train.galore_groups import galore_targets
+from owlore_bench.train.layers import decoder_layers
+from owlore_bench.train.phases import PhaseTimer
 
 OFFICIAL_METHODS = ("full_ft", "lisa", "owlore")
 

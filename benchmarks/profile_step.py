@@ -1,6 +1,6 @@
 """torch.profiler over N training steps of one method at one size: where a step's CPU time goes.
 
-Runs the suite's method through owlore_bench.loop.train (or the official-style one from official_owlore.py) on
+Runs the suite's method through owlore_bench.train.loop.train (or the official-style one from official_owlore.py) on
 the same packed batches as bench_vs_reference.py, profiles the steps after the warm-up (from the start of the
 iteration, layer switch included, to the end of the run) and prints torch's key_averages table. The profiler
 adds its own cost per op: compare step times with bench_vs_reference.py, not with the figures printed here.

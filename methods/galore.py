@@ -7,8 +7,8 @@ from typing import Literal
 from pydantic import Field
 
 from owlore_bench import MethodConfig, register_method
-from owlore_bench.galore_groups import galore_adamw, galore_param_groups
 from owlore_bench.methods.full_ft import FullFineTuning
+from owlore_bench.train.galore_groups import galore_adamw, galore_param_groups
 
 
 class GaLoreConfig(MethodConfig):

@@ -16,16 +16,16 @@ import torch
 from pydantic import Field, create_model
 
 from owlore_bench import Method, MethodConfig, UserError, register_method
-from owlore_bench.galore_groups import galore_adamw, galore_param_groups
-from owlore_bench.layers import decoder_layers
-from owlore_bench.outliers import (
+from owlore_bench.analysis.outliers import (
     cached_outlier_ratios,
     calibration_text,
     calibration_windows,
     read_ratio_file,
     tokenizer_for,
 )
-from owlore_bench.sampling import (
+from owlore_bench.train.galore_groups import galore_adamw, galore_param_groups
+from owlore_bench.train.layers import decoder_layers
+from owlore_bench.train.sampling import (
     OUTLIER_MODES,
     LayerSampler,
     inclusion_probabilities,

@@ -6,31 +6,61 @@ eval.json, checkpoint/ (while resumable), model/ (trained weights or adapter).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from owlore_bench.errors import UserError
 
 STATUSES = ("ok", "diverged", "oom", "failed")
 
 
-def write_json_atomic(path: str | Path, data: Any) -> None:
-    """Write JSON via a temp file + rename in the same folder: readers never see a partial file."""
+@contextlib.contextmanager
+def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temp path beside `path` to write to; on success it is fsynced, given the mode a plain `open` would give
+    (0666 less the umask: mkstemp's 0600 would hide results from the rest of a shared cluster) and renamed over
+    `path`, so a reader never sees half a file. On failure the temp file is removed and `path` is untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(handle)
     try:
-        with os.fdopen(handle, "w") as out:
-            json.dump(data, out, indent=2, sort_keys=False, default=str)
-            out.flush()
-            os.fsync(out.fileno())
+        yield Path(temp)
+        with open(temp, "rb+") as written:
+            os.fsync(written.fileno())
+        os.chmod(temp, 0o666 & ~_umask())
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write a text file through atomic_path."""
+    with atomic_path(path) as temp:
+        temp.write_text(text)
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    """Write JSON through atomic_path: readers never see a partial file."""
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=str))
+
+
+def write_jsonl_atomic(path: str | Path, rows: list[dict[str, Any]]) -> None:
+    """Replace a JSONL file by `rows`, one per line, through atomic_path."""
+    write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in rows))
 
 
 def read_json(path: str | Path) -> Any:
@@ -38,16 +68,43 @@ def read_json(path: str | Path) -> Any:
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Complete lines of a JSONL file; a torn last line (the process was killed mid-write) is ignored."""
+    """Every record of a JSONL file (answers, judgments, metrics); [] when the file does not exist.
+
+    Blank lines are skipped. A torn last line (no trailing newline and not valid JSON: the writer was killed
+    mid-line) is dropped. Any other line that is not a JSON object raises a UserError naming the file and line,
+    so that no caller goes on to rewrite the file with only the lines before it."""
     path = Path(path)
     if not path.is_file():
         return []
+    text = path.read_text(encoding="utf-8")
+    lines = text.split("\n")  # a complete file ends in "\n": its last item is ""
     rows = []
-    for line in path.read_text().splitlines():
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
         try:
-            rows.append(json.loads(line))
-        except ValueError:
-            break
+            row = json.loads(line)
+        except ValueError as error:
+            if number == len(lines):  # the last line has no newline: torn mid-write
+                break
+            raise UserError(f"{path} line {number}: not valid JSON ({error}); fix or delete that line "
+                            f"(nothing was written)") from None
+        if not isinstance(row, dict):
+            raise UserError(f"{path} line {number}: expected a JSON object, got {type(row).__name__}; fix or "
+                            f"delete that line (nothing was written)")
+        rows.append(row)
+    return rows
+
+
+def drop_torn_tail(path: str | Path) -> list[dict[str, Any]]:
+    """Make an append-only JSONL file safe to append to, and return its records: a torn last line is cut off
+    and a complete last line without its newline gets one. Only writers call this; readers use read_jsonl."""
+    path = Path(path)
+    rows = read_jsonl(path)  # raises before anything is changed
+    if path.is_file():
+        text = path.read_text(encoding="utf-8")
+        if text and not text.endswith("\n"):
+            write_jsonl_atomic(path, rows)
     return rows
 
 
@@ -64,9 +121,7 @@ class MetricsLog:
         self._file = None
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            temp = self.path.with_suffix(".jsonl.tmp")
-            temp.write_text("".join(json.dumps(row) + "\n" for row in self.rows))
-            os.replace(temp, self.path)
+            write_jsonl_atomic(self.path, self.rows)
             self._file = open(self.path, "a")
 
     def write(self, row: dict[str, Any]) -> None:

@@ -19,13 +19,13 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from owlore_bench import distributed
 from owlore_bench.config import dump_json
 from owlore_bench.errors import UserError, one_line
 from owlore_bench.experiment import LOCATION_FIELDS, ExperimentConfig, Unit
-from owlore_bench.loop import is_out_of_memory
-from owlore_bench.results import provenance, read_json, write_json_atomic
-from owlore_bench.training import differing_keys, finish_run, train_run
+from owlore_bench.results import provenance, read_json, read_jsonl, write_json_atomic
+from owlore_bench.train import distributed
+from owlore_bench.train.loop import is_out_of_memory
+from owlore_bench.train.run import differing_keys, finish_run, train_run
 
 
 def claim_out_dir(experiment: ExperimentConfig, force: bool = False) -> None:
@@ -52,11 +52,11 @@ def unit_is_complete(unit: Unit, experiment: ExperimentConfig | None = None) -> 
 
 def _answers_are_complete(experiment: ExperimentConfig, unit: Unit) -> bool:
     from owlore_bench.mtbench.pipeline import ANSWERS_FILE
-    from owlore_bench.mtbench.questions import complete_rows, load_questions, select_questions
+    from owlore_bench.mtbench.questions import load_questions, select_questions
 
     if read_json(unit.folder / "summary.json").get("status") != "ok":
         return True  # a diverged/oom/failed unit has no model to answer with: its status is the result
-    answered = {row["question_id"] for row in complete_rows(unit.folder / "mt_bench" / ANSWERS_FILE)}
+    answered = {row["question_id"] for row in read_jsonl(unit.folder / "mt_bench" / ANSWERS_FILE)}
     chosen = {q["question_id"] for q in select_questions(load_questions(), experiment.mt_bench.limit)}
     return chosen <= answered
 
@@ -138,7 +138,7 @@ def _evaluate_into(experiment: ExperimentConfig, unit: Unit, model: Any, tokeniz
     all units at once (judge_mtbench), so a judge that fails costs no training and a new judge no generation."""
     settings = experiment.eval
     if settings.tasks:
-        from owlore_bench.evaluate import evaluate_model
+        from owlore_bench.evaluation.harness import evaluate_model
 
         rows = evaluate_model(model, tokenizer, settings.tasks, num_fewshot=settings.num_fewshot,
                               limit=settings.limit, batch_size=settings.batch_size)
@@ -181,7 +181,7 @@ def judge_mtbench(experiment: ExperimentConfig, units: list[Unit], progress: boo
 
 def dry_run_plan(experiment: ExperimentConfig, units: list[Unit]) -> list[dict[str, Any]]:
     """Rows of the plan: label, seed, folder, done?, and the estimator's peak memory per run (bytes)."""
-    from owlore_bench.estimate import estimate_memory
+    from owlore_bench.memory.estimate import estimate_memory
 
     architecture = experiment.architecture or experiment.model
     rows = []

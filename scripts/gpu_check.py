@@ -57,7 +57,7 @@ def method_config(architecture: str, method: str, smoke: bool) -> dict:
 
 
 def check_one(plan: dict, method: str, steps: int, smoke: bool) -> dict:
-    from owlore_bench.estimate import estimate_memory, measure_memory, measured_ledger, relative_error
+    from owlore_bench.memory.estimate import estimate_memory, measure_memory, measured_ledger, relative_error
 
     shape = {k: plan[k] for k in ("batch_size", "seq_len", "dtype", "grad_checkpointing")}
     config = method_config(plan["architecture"], method, smoke)

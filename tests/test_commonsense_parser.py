@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from owlore_bench.commonsense import RecordError, parse_record, parse_records
-from owlore_bench.local_tasks import commonsense_docs
+from owlore_bench.datasets.commonsense import RecordError, parse_record, parse_records
+from owlore_bench.evaluation.local_tasks import commonsense_docs
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "commonsense"
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from owlore_bench.data import IGNORE_INDEX, TrainingData, read_records, render_prompt, tokenize_record
+from owlore_bench.datasets.templates import render_prompt
 from owlore_bench.errors import UserError
 from owlore_bench.models import byte_tokenizer
+from owlore_bench.train.data import IGNORE_INDEX, TrainingData, read_records, tokenize_record
 
 
 def test_prompt_tokens_are_masked_and_response_ends_with_eos():

@@ -253,10 +253,10 @@ def test_nproc_is_dropped_from_the_command_torchrun_reruns():
 def test_resuming_with_another_number_of_processes_is_one_line(tmp_path, monkeypatch):
     """batch_size is per rank: a checkpoint of a 1-process run must not silently resume on 2 (another global
     batch)."""
-    from owlore_bench import checkpoint
     from owlore_bench.errors import UserError
     from owlore_bench.models import load_model
     from owlore_bench.registry import build_method
+    from owlore_bench.train import checkpoint
 
     model, _ = load_model("tiny-llama", dtype="fp32", device="cpu")
     method = build_method("full_ft", {})

@@ -13,7 +13,7 @@ import torch
 
 from owlore_bench.cli import main
 from owlore_bench.errors import UserError
-from owlore_bench.evaluate import average_rows, check_tasks, evaluate_model, rows_from_results, run_lm_eval
+from owlore_bench.evaluation.harness import average_rows, check_tasks, evaluate_model, rows_from_results, run_lm_eval
 from owlore_bench.models import tiny_llama
 from owlore_bench.paths import DATA_ENV
 

@@ -9,12 +9,12 @@ import torch
 from conftest import TINY_RECORDS
 
 from owlore_bench.config import TrainConfig
-from owlore_bench.data import TrainingData, tokenize_record
-from owlore_bench.galore_groups import galore_param_groups, galore_targets
-from owlore_bench.loop import train
 from owlore_bench.models import tiny_llama
 from owlore_bench.registry import build_method
 from owlore_bench.results import read_jsonl
+from owlore_bench.train.data import TrainingData, tokenize_record
+from owlore_bench.train.galore_groups import galore_param_groups, galore_targets
+from owlore_bench.train.loop import train
 
 
 def tiny_data(tokenizer) -> TrainingData:

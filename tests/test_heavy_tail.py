@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from owlore_bench.heavy_tail import layer_alphas, pl_alpha_hill, spearman_rho
+from owlore_bench.analysis.heavy_tail import layer_alphas, pl_alpha_hill, spearman_rho
 from owlore_bench.models import tiny_llama
 
 

@@ -15,7 +15,7 @@ from conftest import SHARED_DATA, TINY_RECORDS, run_cli
 from owlore_bench.cli import main
 from owlore_bench.experiment import load_experiment, plan
 from owlore_bench.launch.records import job_state, read_job_record, submitted_units, write_job_record
-from owlore_bench.report import build_table
+from owlore_bench.reporting.tables import build_table
 
 TASK = "arc_easy_choices"
 

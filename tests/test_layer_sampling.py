@@ -11,14 +11,14 @@ import torch
 from conftest import TINY_RECORDS, run_cli
 
 from owlore_bench.config import TrainConfig
-from owlore_bench.data import TrainingData, tokenize_record
 from owlore_bench.errors import UserError
-from owlore_bench.layers import decoder_layers
-from owlore_bench.loop import train
 from owlore_bench.models import tiny_llama
 from owlore_bench.registry import build_method
 from owlore_bench.results import read_jsonl
-from owlore_bench.sampling import LayerSampler, inclusion_probabilities, layer_probabilities
+from owlore_bench.train.data import TrainingData, tokenize_record
+from owlore_bench.train.layers import decoder_layers
+from owlore_bench.train.loop import train
+from owlore_bench.train.sampling import LayerSampler, inclusion_probabilities, layer_probabilities
 
 REFERENCE = "reference/owlore_llama2_7b_outlier_ratio_M13.txt"
 
@@ -121,6 +121,39 @@ def test_a_layer_sampled_only_after_step_zero_is_trained():
     never = set(range(len(layers))) - {i for a in history for i in a}
     for index in never:
         assert torch.equal(before[index], layers[index].self_attn.q_proj.weight)
+
+
+def test_a_layer_that_stays_across_a_switch_keeps_its_gradient_and_adam_state():
+    from owlore_bench.train.sampling import switch_active_layers
+
+    method, model, tokenizer = prepared("lisa", layers=3, gamma=2, interval=1, seed=0)
+    data, layers = tiny_data(tokenizer), decoder_layers(model)
+    optimizer = method.build_optimizer(model, lr=1e-2, weight_decay=0.0)
+    switch_active_layers(layers, None, [0, 1], optimizer)
+    for step in range(2):
+        model(**data.batch(step, 4)).loss.backward()
+        optimizer.step()
+    staying, leaving = list(layers[1].parameters()), list(layers[0].parameters())
+    before = {id(p): {k: v.clone() for k, v in optimizer.state[p].items()} for p in staying}
+    grads = {id(p): p.grad.clone() for p in staying}
+    switch_active_layers(layers, [0, 1], [1, 2], optimizer)
+    for param in staying:
+        assert param.requires_grad and torch.equal(param.grad, grads[id(param)])
+        state = optimizer.state[param]
+        assert float(state["step"]) == 2.0
+        assert all(torch.equal(state[k], before[id(param)][k]) for k in ("exp_avg", "exp_avg_sq"))
+    assert all(p.grad is None and p not in optimizer.state and not p.requires_grad for p in leaving)
+    optimizer.zero_grad(set_to_none=True)
+    model(**data.batch(2, 4)).loss.backward()
+    optimizer.step()
+    assert all(float(optimizer.state[p]["step"]) == 3.0 for p in staying)  # it keeps counting
+
+
+def test_lisa_training_every_layer_is_full_fine_tuning_bit_for_bit(tmp_path):
+    """γ = L with a draw every step: every switch keeps every layer, so nothing may differ from full FT."""
+    _, lisa = run_loop(tmp_path, "lisa", "lisa", gamma=4, interval=1)
+    _, full = run_loop(tmp_path, "full_ft", "full")
+    assert [row["loss"] for row in lisa] == [row["loss"] for row in full] and len(lisa) == 6
 
 
 def loop_config(**overrides) -> TrainConfig:

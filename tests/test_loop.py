@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from owlore_bench.config import TrainConfig
-from owlore_bench.data import TrainingData
-from owlore_bench.loop import lr_lambda, seed_everything, train
 from owlore_bench.models import tiny_llama
 from owlore_bench.registry import build_method
 from owlore_bench.results import read_jsonl
+from owlore_bench.train.data import TrainingData
+from owlore_bench.train.loop import lr_lambda, seed_everything, train
 
 OVERFIT = {"full_ft": ({}, 3e-3), "lora": ({"r": 8, "alpha": 16, "dropout": 0.0}, 1e-2)}
 

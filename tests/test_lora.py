@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 
 from owlore_bench.config import TrainConfig
-from owlore_bench.data import TrainingData
-from owlore_bench.loop import train
 from owlore_bench.methods.lora import LLAMA_PROJECTIONS
 from owlore_bench.models import tiny_llama
 from owlore_bench.registry import build_method
+from owlore_bench.train.data import TrainingData
+from owlore_bench.train.loop import train
 
 
 def test_lora_targets_all_seven_llama_projections_by_default():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from owlore_bench.memory import (
+from owlore_bench.memory.ledger import (
     ActivationCounter,
     MemoryLedger,
     gradient_bytes,
@@ -41,6 +41,32 @@ def test_activations_count_a_storage_once():
         (model(x[:2]) * 2).sum().backward()  # x[:2] is a view of x: same storage
     assert x.nbytes in counter.saved.values()
     assert sum(1 for key in counter.saved if key == storage_key(x)) == 1
+
+
+def test_an_activation_saved_twice_is_counted_once():
+    x = torch.randn(4, 16, requires_grad=True)  # x * x saves x for both operands
+    with ActivationCounter(torch.nn.Linear(1, 1)) as counter:
+        (x * x).sum().backward()
+    assert counter.bytes == x.nbytes == 4 * 16 * 4
+
+
+def test_two_parameters_cut_from_one_buffer_are_one_storage():
+    flat = torch.zeros(16)  # 64 bytes
+    model = torch.nn.Module()
+    model.a, model.b = torch.nn.Parameter(flat[:8]), torch.nn.Parameter(flat[8:])
+    assert model.a.untyped_storage().data_ptr() == model.b.untyped_storage().data_ptr()
+    assert weight_bytes(model) == 64  # not 2 x 64
+    model.a.grad, model.b.grad = (g := torch.zeros(16))[:8], g[8:]
+    assert gradient_bytes(model) == 64
+
+
+def test_optimizer_state_that_aliases_one_buffer_is_counted_once():
+    model = torch.nn.Linear(4, 2, bias=True)
+    optimizer = torch.optim.AdamW(model.parameters())
+    moments = torch.zeros(10)  # 40 bytes: weight (8) + bias (2)
+    optimizer.state[model.weight] = {"exp_avg": moments[:8].view(2, 4)}
+    optimizer.state[model.bias] = {"exp_avg": moments[8:]}
+    assert optimizer_bytes(optimizer) == 40
 
 
 def test_checkpointing_counts_the_kept_layer_inputs():

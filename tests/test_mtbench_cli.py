@@ -212,3 +212,65 @@ def test_mtbench_config_rejects_a_bad_judge_in_one_line():
 
     with pytest.raises(UserError, match="mt_bench.judge: .*unknown backend 'gpt4'"):
         parse(MTBenchConfig, {"judge": "gpt4:x"}, "mt_bench")
+
+
+def _judged(mt_data, server, tmp_path):
+    """A judged FastChat answer file: (judge command, judgments file), 6 judgments (3 questions x 2 turns)."""
+    answers = fastchat_answer_file(tmp_path / "vicuna-7b-v1.3.jsonl")
+    judge = ["mtbench", "judge", "--answers", str(answers), "--judge", server.spec(), "--out", str(tmp_path / "out")]
+    assert main(judge) == 0
+    (judgments,) = (tmp_path / "out" / "judgments").glob("*.jsonl")
+    return judge, judgments
+
+
+def _insert(path, line_number, text):
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:line_number - 1]) + text + "".join(lines[line_number - 1:]))
+
+
+def test_show_reads_past_a_blank_line_and_never_writes(mt_data, server, tmp_path, capsys):
+    _, judgments = _judged(mt_data, server, tmp_path)
+    capsys.readouterr()
+    assert main(["mtbench", "show", str(judgments)]) == 0
+    clean = capsys.readouterr().out.replace(str(judgments), "F")
+    _insert(judgments, 4, "\n")
+    before = judgments.read_bytes()
+    assert main(["mtbench", "show", str(judgments)]) == 0
+    assert capsys.readouterr().out.replace(str(judgments), "F") == clean  # all 6 judgments scored, not 3
+    assert judgments.read_bytes() == before  # a read-only command wrote nothing
+
+
+def test_judge_keeps_every_judgment_after_a_blank_line_and_asks_for_none_again(mt_data, server, tmp_path):
+    judge, judgments = _judged(mt_data, server, tmp_path)
+    asked = len(server.requests)
+    _insert(judgments, 3, "\n")
+    assert main(judge) == 0
+    assert len(server.requests) == asked  # nothing re-judged (with an openai: judge these are paid calls)
+    assert len([line for line in judgments.read_text().splitlines() if line.strip()]) == 6
+
+
+@pytest.mark.parametrize("action", ["show", "judge"])
+def test_a_bad_line_inside_a_judgments_file_is_one_line_and_writes_nothing(mt_data, server, tmp_path, capsys, action):
+    judge, judgments = _judged(mt_data, server, tmp_path)
+    asked = len(server.requests)
+    lines = judgments.read_text().splitlines(keepends=True)
+    # two files concatenated without a trailing newline: line 3 holds two records
+    judgments.write_text("".join(lines[:2]) + lines[2].rstrip("\n") + "".join(lines[3:]))
+    before = judgments.read_bytes()
+    capsys.readouterr()
+    assert main(judge if action == "judge" else ["mtbench", "show", str(judgments)]) == 2
+    error = capsys.readouterr().err
+    assert f"{judgments} line 3: not valid JSON" in error and len(error.strip().splitlines()) == 1
+    assert judgments.read_bytes() == before and len(server.requests) == asked
+
+
+def test_answer_resumes_after_a_torn_last_line(mt_data, tmp_path):
+    out = tmp_path / "tiny"
+    answer = ["mtbench", "answer", "--model", "tiny-llama", "--out", str(out), "--limit", "2", "--max_new_tokens", "2"]
+    assert main(answer) == 0
+    answers = out / "answers.jsonl"
+    first, second = answers.read_text().splitlines(keepends=True)
+    answers.write_text(first + second[: len(second) // 2])  # killed mid-write of the second answer
+    assert main(answer) == 0
+    rows = [json.loads(line) for line in answers.read_text().splitlines()]
+    assert [row["question_id"] for row in rows] == sorted(json.loads(line)["question_id"] for line in (first, second))

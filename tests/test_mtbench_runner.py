@@ -10,7 +10,7 @@ import pytest
 import yaml
 from conftest import SHARED_DATA, TINY_RECORDS, run_cli
 
-from owlore_bench.report import build_table
+from owlore_bench.reporting.tables import build_table
 
 JUDGE = "hf:tiny-llama"
 

@@ -10,10 +10,7 @@ import pytest
 import torch
 from conftest import run_cli
 
-from owlore_bench.errors import UserError
-from owlore_bench.layers import always_trained_parameters, decoder_layers
-from owlore_bench.models import byte_tokenizer, tiny_llama
-from owlore_bench.outliers import (
+from owlore_bench.analysis.outliers import (
     cached_outlier_ratios,
     calibration_text,
     calibration_windows,
@@ -22,6 +19,9 @@ from owlore_bench.outliers import (
     read_ratio_file,
     scored_modules,
 )
+from owlore_bench.errors import UserError
+from owlore_bench.models import byte_tokenizer, tiny_llama
+from owlore_bench.train.layers import always_trained_parameters, decoder_layers
 
 
 def test_layer_outlier_ratio_by_hand():
@@ -32,6 +32,14 @@ def test_layer_outlier_ratio_by_hand():
     sq_means = [torch.tensor([1.0, 4.0]), torch.tensor([1.0, 1.0])]
     assert layer_outlier_ratio(weights, sq_means, threshold=2.0) == pytest.approx(100 / 6)
     assert layer_outlier_ratio(weights, sq_means, threshold=5.0) == pytest.approx(0.0)  # 40 is not > 40
+
+
+def test_the_mean_is_pooled_over_the_layer_not_taken_per_module():
+    # Module A scores all 10, module B all 1: pooled mean 5.5, M = 1.5 → threshold 8.25 → A's 4 of 8 are outliers
+    # (50 %). Against each module's own mean no score exceeds 1.5 × itself (0 %).
+    weights = [torch.full((2, 2), 10.0), torch.full((2, 2), 1.0)]
+    sq_means = [torch.ones(2), torch.ones(2)]
+    assert layer_outlier_ratio(weights, sq_means, threshold=1.5) == pytest.approx(50.0)
 
 
 def test_column_statistics_are_the_mean_over_sequences_of_summed_squared_inputs():
@@ -121,10 +129,44 @@ def test_outliers_cli_writes_table_json_and_plot(tmp_path, isolated_cache):
 
 @pytest.mark.slow
 def test_smollm2_outlier_ratios(tmp_path):
+    from owlore_bench.analysis.outliers import tokenizer_for
     from owlore_bench.models import load_model
-    from owlore_bench.outliers import tokenizer_for
 
     model, _ = load_model("smollm2-135m", dtype="fp32", device="cpu")
     windows = calibration_windows(calibration_text(None), tokenizer_for(model), n=8, length=128)
     ratios, _ = cached_outlier_ratios(model, windows, use_cache=False)
     assert ratios.shape == (30,) and (ratios >= 0).all() and ratios.sum() > 0
+
+
+def _reference_ratio(layer: torch.nn.Module, inputs: dict[str, torch.Tensor], threshold: float) -> float:
+    """OWL's D_l computed independently, in float64 numpy from the full captured inputs (not the streamed sums):
+    A_ij = |W_ij| · ||X_j||_2 / sqrt(n_sequences), pooled over all of the layer's Linears."""
+    scores = []
+    for name, module in scored_modules(layer).items():
+        x = inputs[name].double().numpy()  # (sequences, tokens, in)
+        norms = np.sqrt((x ** 2).sum(axis=(0, 1)) / x.shape[0])
+        scores.append((np.abs(module.weight.detach().double().numpy()) * norms[None, :]).ravel())
+    pooled = np.concatenate(scores)
+    return 100.0 * np.count_nonzero(pooled > threshold * pooled.mean()) / pooled.size
+
+
+@pytest.mark.slow
+def test_smollm2_ratios_match_an_independent_reference_on_three_layers():
+    from owlore_bench.analysis.outliers import outlier_ratios, tokenizer_for
+    from owlore_bench.models import load_model
+
+    model, _ = load_model("smollm2-135m", dtype="fp32", device="cpu")
+    windows = calibration_windows(calibration_text(None), tokenizer_for(model), n=4, length=64)
+    layers = decoder_layers(model)
+    captured: dict[int, dict[str, list[torch.Tensor]]] = {index: {} for index in (0, 1, 2)}
+    hooks = [module.register_forward_pre_hook(
+        lambda module, args, index=index, name=name: captured[index].setdefault(name, []).append(args[0].detach()))
+        for index in captured for name, module in scored_modules(layers[index]).items()]
+    with torch.no_grad():
+        model(input_ids=windows, use_cache=False)
+    for hook in hooks:
+        hook.remove()
+    ours = outlier_ratios(model, windows, threshold=13.0)
+    for index, inputs in captured.items():
+        reference = _reference_ratio(layers[index], {name: torch.cat(xs) for name, xs in inputs.items()}, 13.0)
+        assert reference > 0 and ours[index] == pytest.approx(reference, abs=1e-6), index

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from conftest import SHARED_DATA, TINY_RECORDS, run_cli
 
-from owlore_bench.compare import comparison_frame
-from owlore_bench.report import build_table
+from owlore_bench.reporting.reference import comparison_frame
+from owlore_bench.reporting.tables import build_table
 
 TASK = "arc_easy_choices"
 

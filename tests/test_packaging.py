@@ -1,5 +1,5 @@
 """The project as a user installs it: a real wheel in a throwaway venv, the CLI run from a folder outside the
-repository. Also: no import circle inside the package.
+repository. (The package's import rules: test_architecture.py.)
 
 The venv is made with --system-site-packages and the wheel installed with --no-deps, so torch & co. are not
 reinstalled (seconds, not minutes). A venv made from inside a venv sees the *base* interpreter's site-packages,
@@ -10,14 +10,12 @@ does not process in a folder added this way) stays out.
 
 from __future__ import annotations
 
-import ast
 import json
 import subprocess
 import sys
 import sysconfig
 import textwrap
 import zipfile
-from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
 import pytest
@@ -156,28 +154,3 @@ def test_a_third_party_method_registers_through_the_entry_point_group(venv, tmp_
           "--no-build-isolation", "--quiet", str(plugin)], cwd=tmp_path)
     listed = _run([str(venv / "owlore-bench"), "methods"], cwd=tmp_path).stdout
     assert "head_only" in listed and "third-party plugin" in listed
-
-
-def _imports(path: Path) -> set[str]:
-    """Every owlore_bench module a file imports, late (function-level) imports included: a late import only hides
-    a circle from Python, not from a reader."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("owlore_bench"):
-            found |= {f"{node.module}.{alias.name}" for alias in node.names} | {node.module}
-        elif isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names if alias.name.startswith("owlore_bench")}
-    return found
-
-
-def test_the_package_has_no_import_circle():
-    package = REPO_ROOT / "owlore_bench"
-    modules = {".".join(p.relative_to(REPO_ROOT).with_suffix("").parts).removesuffix(".__init__"): p
-               for p in package.rglob("*.py")}
-    # the package's __init__ re-exports the public API; importing `owlore_bench` itself is not an edge
-    graph = {name: {m for m in _imports(path) if m in modules and m not in (name, "owlore_bench")}
-             for name, path in modules.items()}
-    try:
-        list(TopologicalSorter(graph).static_order())
-    except CycleError as error:
-        pytest.fail(f"import circle: {' -> '.join(error.args[1])}")

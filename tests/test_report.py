@@ -15,18 +15,10 @@ import pandas as pd
 import pytest
 
 from owlore_bench.errors import UserError
-from owlore_bench.plots import pareto_front, write_plots
-from owlore_bench.report import (
-    GIB,
-    build_table,
-    csv_frame,
-    display_frame,
-    load_results,
-    render_latex,
-    render_markdown,
-    table_from_results,
-    write_tables,
-)
+from owlore_bench.reporting.loading import GIB, load_results
+from owlore_bench.reporting.plots import pareto_front, write_plots
+from owlore_bench.reporting.render import csv_frame, display_frame, render_latex, render_markdown, write_tables
+from owlore_bench.reporting.tables import build_table, table_from_results
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -326,7 +318,7 @@ def test_experiment_task_list_chooses_the_columns(tmp_path: Path):
 
 
 def test_outlier_ratios_in_either_stored_form():
-    from owlore_bench.plots import outlier_ratios
+    from owlore_bench.reporting.plots import outlier_ratios
 
     assert outlier_ratios({"outlier_ratios": [1.0, 2.0]}) == [1.0, 2.0]
     assert outlier_ratios({"outliers": {"outlier_ratio_percent": [3.0]}, "layer_probabilities": [1.0]}) == [3.0]

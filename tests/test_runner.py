@@ -14,7 +14,7 @@ import pytest
 import yaml
 from conftest import REPO_ROOT, run_cli
 
-from owlore_bench.report import build_table
+from owlore_bench.reporting.tables import build_table
 
 TASK = "arc_easy_choices"
 

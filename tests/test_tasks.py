@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from owlore_bench import bigbench
-from owlore_bench.evaluate import COMMONSENSE, evaluate_model, task_manager
-from owlore_bench.local_tasks import mmlu_docs
+from owlore_bench.datasets import bigbench
+from owlore_bench.evaluation.harness import COMMONSENSE, evaluate_model, task_manager
+from owlore_bench.evaluation.local_tasks import mmlu_docs
 from owlore_bench.paths import DATA_ENV, tasks_dir
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"

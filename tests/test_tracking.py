@@ -8,9 +8,9 @@ import json
 import pytest
 from conftest import run_cli
 
-from owlore_bench import tracking
 from owlore_bench.config import TrainConfig, parse
 from owlore_bench.errors import UserError
+from owlore_bench.train import tracking
 
 
 def test_tensorboard_event_files_hold_the_metrics_of_every_step(tmp_path, tiny_data):

@@ -11,11 +11,17 @@ import torch
 from conftest import run_cli
 
 from owlore_bench.config import TrainConfig
-from owlore_bench.estimate import SyntheticBatches, estimate_memory, measure_memory, measured_ledger, relative_error
-from owlore_bench.loop import train
+from owlore_bench.memory.estimate import (
+    SyntheticBatches,
+    estimate_memory,
+    measure_memory,
+    measured_ledger,
+    relative_error,
+)
 from owlore_bench.models import load_model, tiny_llama_config
 from owlore_bench.registry import build_method
-from owlore_bench.step_in_backward import StepInBackward
+from owlore_bench.train.loop import train
+from owlore_bench.train.step_in_backward import StepInBackward
 
 METHODS = {
     "full_ft": {},

@@ -88,7 +88,7 @@ def apply_model_args(args) -> None:
 
 
 def run(args) -> int:
-    from owlore_bench.evaluate import check_tasks, evaluate_model
+    from owlore_bench.evaluation.harness import check_tasks, evaluate_model
     from owlore_bench.models import load_model, load_trained
     from owlore_bench.results import write_json_atomic
 

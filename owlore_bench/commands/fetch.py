@@ -21,7 +21,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from owlore_bench import bigbench
+    from owlore_bench.datasets import bigbench
     from owlore_bench.models import smollm2_checkpoint
 
     unknown = [asset for asset in args.assets if asset not in ASSETS]

@@ -1,6 +1,6 @@
 """`owlore-bench memory`: estimate (and optionally measure) training memory per method and category.
 
-Estimates come from owlore_bench.estimate (fake tensors, no real weights: a 7B model in seconds). `--measure`
+Estimates come from owlore_bench.memory.estimate (fake tensors, no real weights: a 7B model in seconds). `--measure`
 runs the same configuration for a few real steps on this machine with the measured profiler and prints both,
 with the relative error per category. Bytes everywhere; the table shows GiB.
 """
@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from owlore_bench.errors import UserError
-from owlore_bench.estimate import (
+from owlore_bench.memory.estimate import (
     builtin_architectures,
     check_shape,
     estimate_memory,
@@ -23,7 +23,7 @@ from owlore_bench.estimate import (
     measured_ledger,
     relative_error,
 )
-from owlore_bench.memory import CATEGORIES, SNAPSHOT_ENV
+from owlore_bench.memory.ledger import CATEGORIES, SNAPSHOT_ENV
 from owlore_bench.registry import available_methods, get_method_class
 
 GIB, MIB = 2**30, 2**20

@@ -155,8 +155,9 @@ def run_judge(args) -> int:
 def run_show(args) -> int:
     import json
 
-    from owlore_bench.mtbench.questions import complete_rows, load_questions
+    from owlore_bench.mtbench.questions import load_questions
     from owlore_bench.mtbench.scores import aggregate_by_model, format_scores
+    from owlore_bench.results import read_jsonl
 
     path = Path(args.path)
     if path.is_dir():
@@ -171,7 +172,7 @@ def run_show(args) -> int:
         categories = {}  # without question.jsonl the categories show as 'unknown'
     for file in files:
         groups: dict[str, list[dict]] = {}
-        for row in complete_rows(file):
+        for row in read_jsonl(file):
             if "score" not in row or "turn" not in row:
                 raise UserError(f"{file}: not single-grading judgments (no score/turn); pairwise files are not shown")
             judge = row.get("judge_identity") or {"model": row["judge"][0]}

@@ -34,11 +34,16 @@ def add_parser(subparsers) -> None:
 
 def analyse(args) -> dict[str, Any]:
     """The per-layer table and summary facts (no file writing)."""
-    from owlore_bench.heavy_tail import layer_alphas, spearman_rho
-    from owlore_bench.layers import decoder_layers
+    from owlore_bench.analysis.heavy_tail import layer_alphas, spearman_rho
+    from owlore_bench.analysis.outliers import (
+        cached_outlier_ratios,
+        calibration_text,
+        calibration_windows,
+        read_ratio_file,
+    )
     from owlore_bench.models import load_model
-    from owlore_bench.outliers import cached_outlier_ratios, calibration_text, calibration_windows, read_ratio_file
-    from owlore_bench.sampling import inclusion_probabilities, layer_probabilities
+    from owlore_bench.train.layers import decoder_layers
+    from owlore_bench.train.sampling import inclusion_probabilities, layer_probabilities
 
     if args.threshold <= 0:
         raise UserError(f"--threshold: {args.threshold} must be positive (official M = 13)")

@@ -8,7 +8,9 @@ from pathlib import Path
 import pandas as pd
 
 from owlore_bench.errors import UserError
-from owlore_bench.report import METRICS, default_metric, load_results, render_markdown, table_from_results, write_tables
+from owlore_bench.reporting.loading import METRICS, load_results
+from owlore_bench.reporting.render import render_markdown, write_tables
+from owlore_bench.reporting.tables import default_metric, table_from_results
 
 
 def add_parser(subparsers) -> None:
@@ -41,11 +43,11 @@ def make_report(dirs: list[str | Path], out_dir: str | Path, metric: str | None 
     results = load_results(dirs)
     table = table_from_results(results, metric or default_metric(results), delta, tasks)
     paths = write_tables(table, out_dir)
-    from owlore_bench.mtbench.tables import write_mtbench_files
+    from owlore_bench.reporting.mt_bench import write_mtbench_files
 
     paths += write_mtbench_files(results, out_dir, plots=plots)
     if plots:
-        from owlore_bench.plots import write_plots  # matplotlib is only needed here
+        from owlore_bench.reporting.plots import write_plots  # matplotlib is only needed here
 
         paths += write_plots(results, table, out_dir)
     return table, paths
@@ -59,7 +61,7 @@ def run(args) -> int:
     print(render_markdown(table))
     print(f"wrote {len(paths)} files to {out_dir}: {', '.join(path.name for path in paths)}")
     if args.reference:
-        from owlore_bench.compare import reference_comparison
+        from owlore_bench.reporting.reference import reference_comparison
 
         print(reference_comparison(table, Path(args.reference)))
     return 0

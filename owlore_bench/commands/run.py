@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from owlore_bench import distributed
 from owlore_bench.experiment import load_experiment, parse_only, plan
 from owlore_bench.launch.options import add_launcher_arguments, collect_command, make_launcher
 from owlore_bench.launch.records import submitted_units
 from owlore_bench.launch.torchrun import add_nproc_argument, check_nproc, relaunch
 from owlore_bench.results import read_json
 from owlore_bench.runner import claim_out_dir, dry_run_plan, judge_mtbench, unit_is_complete
+from owlore_bench.train import distributed
 
 EXAMPLES = """examples:
   owlore-bench run configs/quickstart.yaml                       # -> runs/quickstart/ (resumable)
@@ -66,10 +66,10 @@ def run(args) -> int:
 
 def check_before_running(experiment, units, processes: int) -> None:
     """Everything that can fail in one line before a unit trains: tasks, MT-Bench data, trackers, methods."""
-    from owlore_bench.evaluate import check_tasks
+    from owlore_bench.evaluation.harness import check_tasks
     from owlore_bench.registry import build_method
-    from owlore_bench.step_in_backward import check_supported
-    from owlore_bench.tracking import check_available
+    from owlore_bench.train.step_in_backward import check_supported
+    from owlore_bench.train.tracking import check_available
 
     if experiment.eval.tasks:
         check_tasks(experiment.eval.tasks)
@@ -108,13 +108,13 @@ def tabulate(args, experiment, units, held_jobs) -> int:
         judge_mtbench(experiment, done)
     if done:
         from owlore_bench.commands.report import make_report
-        from owlore_bench.report import render_markdown
+        from owlore_bench.reporting.render import render_markdown
 
         table, paths = make_report([experiment.out_dir], experiment.out_dir, plots=not args.no_plots)
         print(render_markdown(table))
         print(f"results and {len(paths)} table/plot files in {experiment.out_dir}")
         if experiment.reference:
-            from owlore_bench.compare import reference_comparison
+            from owlore_bench.reporting.reference import reference_comparison
 
             print(reference_comparison(table, Path(experiment.reference)))
     summaries = [{"label": unit.label, "seed": unit.seed, **read_json(unit.folder / "summary.json")} for unit in done]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from owlore_bench import distributed
 from owlore_bench.config import DataConfig, RunConfig, TrainConfig, apply_overrides, parse, read_yaml
 from owlore_bench.errors import UserError
 from owlore_bench.launch.torchrun import add_nproc_argument, check_nproc, relaunch
 from owlore_bench.registry import build_method, get_method_class
-from owlore_bench.step_in_backward import check_supported
-from owlore_bench.training import check_out_dir, train_run
+from owlore_bench.train import distributed
+from owlore_bench.train.run import check_out_dir, train_run
+from owlore_bench.train.step_in_backward import check_supported
 
 # flag name → (section, field); flags left unset keep the config file's or the defaults' values
 _FLAGS = {"steps": ("train", "steps"), "batch_size": ("train", "batch_size"), "max_length": ("train", "max_length"),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import shlex
 
-from owlore_bench.distributed import launched_by_torchrun
 from owlore_bench.errors import UserError
 from owlore_bench.launch.base import Launcher, SubmitOptions
+from owlore_bench.train.distributed import launched_by_torchrun
 
 LAUNCHERS = ("local", "submitit")
 PIP_HINT = "pip install 'owlore-bench[cluster]' (or: pip install submitit)"

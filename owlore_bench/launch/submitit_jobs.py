@@ -20,12 +20,12 @@ from typing import Any
 
 import submitit
 
-from owlore_bench import distributed
 from owlore_bench.errors import UserError
 from owlore_bench.experiment import ExperimentConfig, Unit, plan
 from owlore_bench.launch.base import Launcher, SubmitOptions
 from owlore_bench.launch.records import write_job_record
 from owlore_bench.runner import run_units
+from owlore_bench.train import distributed
 
 CLUSTERS = ("slurm", "local", "debug")
 SUBMITIT_FOLDER = "submitit"  # <out>/submitit/: submitit's pickles and the jobs' logs

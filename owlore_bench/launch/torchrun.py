@@ -3,7 +3,7 @@
 `owlore-bench train ... --nproc 2` runs
 `python -m torch.distributed.run --standalone --nproc_per_node 2 -m owlore_bench.cli train ...` (the same
 arguments without --nproc), so `--nproc N` and a hand-written torchrun line are one code path. Each rank then
-joins the process group in owlore_bench/distributed.py (nccl on CUDA, gloo on CPU).
+joins the process group in owlore_bench/train/distributed.py (nccl on CUDA, gloo on CPU).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import os
 import subprocess
 import sys
 
-from owlore_bench.distributed import launched_by_torchrun
 from owlore_bench.errors import UserError
+from owlore_bench.train.distributed import launched_by_torchrun
 
 NPROC_FLAG = "--nproc"
 

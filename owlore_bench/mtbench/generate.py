@@ -9,7 +9,7 @@ does not depend on which other questions share its batch, nor on a resume.
 
 Prompt formats (recorded in answers.meta.json beside the answers):
 - "chat": the tokenizer's chat template (user/assistant messages, generation prompt appended);
-- "alpaca": data.render_prompt's Alpaca prompt for turn 1; turn 2 appends the answer, then
+- "alpaca": datasets.templates.render_prompt's Alpaca prompt for turn 1; turn 2 appends the answer, then
   "\\n\\n### Instruction:\\n{q2}\\n\\n### Response:\\n";
 - "plain": the instruction alone (as `data.template: plain` trains); turn 2 appends the answer, "\\n\\n" and q2.
 """
@@ -25,10 +25,10 @@ from typing import Any
 
 import torch
 
-from owlore_bench.data import render_prompt
+from owlore_bench.datasets.templates import render_prompt
 from owlore_bench.errors import UserError
-from owlore_bench.mtbench.questions import complete_rows, rewrite_jsonl, select_questions
-from owlore_bench.results import read_json, read_jsonl, write_json_atomic
+from owlore_bench.mtbench.questions import select_questions
+from owlore_bench.results import drop_torn_tail, read_json, read_jsonl, write_json_atomic, write_jsonl_atomic
 
 # fastchat/llm_judge/common.py temperature_config; other categories get DEFAULT_TEMPERATURE.
 TEMPERATURES = {"writing": 0.7, "roleplay": 0.7, "extraction": 0.0, "math": 0.0, "coding": 0.0, "reasoning": 0.0,
@@ -246,7 +246,7 @@ def generate_answers(model: Any, tokenizer: Any, questions: list[dict[str, Any]]
     settings = {"model_id": model_id, "prompt_format": prompt_format, "max_new_tokens": max_new_tokens, "seed": seed}
     meta = {**_check_resume(meta_path(out_file), settings), "temperatures": TEMPERATURES,
             "default_temperature": DEFAULT_TEMPERATURE}
-    rows = complete_rows(out_file)
+    rows = drop_torn_tail(out_file)
     strangers = sorted({str(row.get("model_id")) for row in rows} - {model_id})
     if strangers:
         raise UserError(f"{out_file}: holds answers of model {strangers[0]!r}, not {model_id!r}; one answers file "
@@ -278,7 +278,7 @@ def generate_answers(model: Any, tokenizer: Any, questions: list[dict[str, Any]]
             write_json_atomic(meta_path(out_file), meta)
     finally:
         model.train(was_training)
-    rewrite_jsonl(out_file, sorted(read_jsonl(out_file), key=lambda row: row["question_id"]))
+    write_jsonl_atomic(out_file, sorted(read_jsonl(out_file), key=lambda row: row["question_id"]))
     return out_file
 
 

@@ -19,8 +19,9 @@ from typing import Any
 from owlore_bench.errors import UserError
 from owlore_bench.mtbench.judges import Judge, judge_slug
 from owlore_bench.mtbench.prompts import JudgePrompt, build_judge_prompt
-from owlore_bench.mtbench.questions import SINGLE_PROMPTS, complete_rows
+from owlore_bench.mtbench.questions import SINGLE_PROMPTS
 from owlore_bench.mtbench.scores import parse_rating
+from owlore_bench.results import drop_torn_tail
 
 
 def judge_identity(judge: Judge) -> dict[str, Any]:
@@ -34,7 +35,7 @@ def judgments_path(folder: str | Path, judge: Judge) -> Path:
 
 
 def _existing(out_file: Path, identity: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = complete_rows(out_file)
+    rows = drop_torn_tail(out_file)
     for row in rows:
         if row.get("judge_identity") != identity:
             other = row.get("judge_identity") or row.get("judge")

@@ -8,13 +8,11 @@ model-answer JSONL: `{question_id, answer_id, model_id, choices: [{index, turns:
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from owlore_bench.errors import UserError
 from owlore_bench.paths import data_root
-from owlore_bench.results import read_jsonl
 
 # FastChat's categories (fastchat/llm_judge/common.py temperature_config); 'arena-hard-200' is its other bench.
 CATEGORIES = ("writing", "roleplay", "reasoning", "math", "coding", "extraction", "stem", "humanities")
@@ -160,19 +158,3 @@ def select_questions(questions: list[dict[str, Any]], limit: int | None) -> list
     ordered = [group[k] for k in range(max(map(len, by_category.values())))
                for group in by_category.values() if k < len(group)]
     return ordered[:limit]
-
-
-def complete_rows(path: Path) -> list[dict[str, Any]]:
-    """The complete lines of an append-only JSONL file (answers, judgments); a torn last line (the process was
-    killed mid-write) is dropped from the file too, so that the next append starts on a fresh line."""
-    rows = read_jsonl(path)
-    if path.is_file() and len(rows) != sum(1 for line in path.read_text().splitlines() if line.strip()):
-        rewrite_jsonl(path, rows)
-    return rows
-
-
-def rewrite_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Replace a JSONL file by `rows` atomically (temp file + rename)."""
-    temp = path.with_name(path.name + ".tmp")
-    temp.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    os.replace(temp, path)

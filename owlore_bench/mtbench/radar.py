@@ -8,14 +8,13 @@ Humanities); a category a method has no score for is drawn at 0 and marked 'n/a'
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from owlore_bench.mtbench.questions import CATEGORIES
+from owlore_bench.results import atomic_path
 
 LABELS = {"stem": "STEM"}
 
@@ -48,15 +47,12 @@ def plot_category_radar(scores_by_method: dict[str, dict[str, float | None]], pa
     return _save(figure, Path(path))
 
 
+DPI = 120
+
+
 def _save(figure: Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(handle)
-    try:
-        FigureCanvasAgg(figure)
-        figure.savefig(temp, dpi=120, format="png", bbox_inches="tight")
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    """Write the PNG through results.atomic_path (a reader never sees half an image)."""
+    FigureCanvasAgg(figure)
+    with atomic_path(path, suffix=".png") as temp:
+        figure.savefig(temp, dpi=DPI, format="png", bbox_inches="tight")  # keeps legends placed outside
     return path

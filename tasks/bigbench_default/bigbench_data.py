@@ -1,3 +1,3 @@
-"""lm-eval `!function` entry point of the embedded BIG-bench tasks; the loader lives in owlore_bench.bigbench."""
+"""lm-eval `!function` entry point of the embedded BIG-bench tasks (loader: owlore_bench.datasets.bigbench)."""
 
-from owlore_bench.bigbench import load_bigbench  # noqa: F401
+from owlore_bench.datasets.bigbench import load_bigbench  # noqa: F401

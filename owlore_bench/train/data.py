@@ -16,29 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from owlore_bench.datasets.templates import render_prompt
 from owlore_bench.errors import UserError
 
 IGNORE_INDEX = -100
-ALPACA_WITH_INPUT = (
-    "Below is an instruction that describes a task, paired with an input that provides further context. "
-    "Write a response that appropriately completes the request.\n\n"
-    "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n"
-)
-ALPACA_NO_INPUT = (
-    "Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n"
-    "### Instruction:\n{instruction}\n\n### Response:\n"
-)
-
-
-def render_prompt(record: dict[str, str], template: str) -> str:
-    """The prompt text (everything before the response) of one record."""
-    if template == "alpaca":
-        return (ALPACA_WITH_INPUT if record.get("input") else ALPACA_NO_INPUT).format(**record)
-    if template == "plain":
-        return record["instruction"] + ("\n" + record["input"] if record.get("input") else "")
-    raise UserError(f"data.template: unknown template '{template}'; use 'alpaca' or 'plain'")
-
-
 def resolve_data_path(path: str | Path) -> Path:
     """A data file path. Two shorthands:
     `bigbench:default` / `bigbench:task_a,task_b` — the cached train split of the embedded BIG-bench tasks;
@@ -46,7 +27,7 @@ def resolve_data_path(path: str | Path) -> Path:
     """
     text = str(path)
     if text.startswith("bigbench:"):
-        from owlore_bench import bigbench
+        from owlore_bench.datasets import bigbench
 
         names = text.split(":", 1)[1]
         return bigbench.training_file(None if names in ("", "default") else names.split(","))

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from owlore_bench.report import GIB, build_table, caption, format_number, value_columns
+from owlore_bench.reporting.loading import GIB
+from owlore_bench.reporting.render import caption, format_number, value_columns
+from owlore_bench.reporting.tables import build_table
 
 MIB = 2**20  # bytes
 

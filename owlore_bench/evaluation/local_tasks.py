@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from owlore_bench.commonsense import MultipleChoice, describe_failures, parse_records
-from owlore_bench.data import render_prompt
+from owlore_bench.datasets.commonsense import MultipleChoice, describe_failures, parse_records
+from owlore_bench.datasets.templates import render_prompt
 from owlore_bench.errors import UserError
 from owlore_bench.paths import DATA_ENV, data_root
 

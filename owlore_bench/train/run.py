@@ -2,7 +2,7 @@
 
 Shared by `owlore-bench train` and the benchmark runner, so both write the same files:
 <out>/config.json (resolved RunConfig), metrics.jsonl, summary.json, model/ (if save_model).
-Under torchrun every rank trains; only rank 0 writes these files (owlore_bench/distributed.py).
+Under torchrun every rank trains; only rank 0 writes these files (owlore_bench/train/distributed.py).
 """
 
 from __future__ import annotations
@@ -12,16 +12,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from owlore_bench import distributed
 from owlore_bench.config import RunConfig, dump_json
-from owlore_bench.data import TrainingData, read_all_records
 from owlore_bench.errors import UserError
-from owlore_bench.loop import seed_everything, train
 from owlore_bench.models import load_model
 from owlore_bench.registry import build_method
 from owlore_bench.results import provenance, read_json, write_json_atomic
-from owlore_bench.step_in_backward import check_supported
-from owlore_bench.tracking import check_available
+from owlore_bench.train import distributed
+from owlore_bench.train.data import TrainingData, read_all_records
+from owlore_bench.train.loop import seed_everything, train
+from owlore_bench.train.step_in_backward import check_supported
+from owlore_bench.train.tracking import check_available
 
 
 def check_out_dir(cfg: RunConfig, out_dir: Path, force: bool = False) -> None:

@@ -27,11 +27,12 @@ from typing import Any
 import torch
 
 from owlore_bench.errors import UserError, did_you_mean
-from owlore_bench.memory import CATEGORIES, MemoryLedger
+from owlore_bench.memory.ledger import CATEGORIES, MemoryLedger
+from owlore_bench.paths import PACKAGE_DIR
 from owlore_bench.registry import build_method
-from owlore_bench.step_in_backward import StepInBackward, check_supported
+from owlore_bench.train.step_in_backward import StepInBackward, check_supported
 
-ARCHITECTURES_DIR = Path(__file__).parent / "architectures"
+ARCHITECTURES_DIR = PACKAGE_DIR / "architectures"
 TEST_ARCHITECTURE = "tiny-llama"
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 
@@ -244,8 +245,8 @@ def measure_memory(architecture: Any, method_name: str, method_config: dict[str,
     values) through the shared loop with the measured profiler; returns the loop's summary (status, peak_mem_*).
     """
     from owlore_bench.config import TrainConfig
-    from owlore_bench.loop import train
     from owlore_bench.models import resolve_device
+    from owlore_bench.train.loop import train
 
     check_shape(batch_size, seq_len)
     config = load_architecture(architecture)

@@ -14,7 +14,9 @@ import pandas as pd
 
 from owlore_bench.mtbench.judges import describe
 from owlore_bench.mtbench.radar import plot_category_radar
-from owlore_bench.report import Results, mt_bench_judges, write_text_atomic
+from owlore_bench.reporting.loading import Results
+from owlore_bench.reporting.tables import mt_bench_judges
+from owlore_bench.results import write_text_atomic
 
 SUMMARY_COLUMNS = {"turn1": "Turn 1", "turn2": "Turn 2", "overall": "Overall"}
 

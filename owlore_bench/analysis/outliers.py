@@ -25,8 +25,8 @@ import torch
 
 from owlore_bench.downloads import cache_dir
 from owlore_bench.errors import UserError
-from owlore_bench.layers import decoder_layers, unwrap
 from owlore_bench.results import write_json_atomic
+from owlore_bench.train.layers import decoder_layers, unwrap
 
 DEFAULT_THRESHOLD = 13.0
 MAX_CALIBRATION_CHARS = 4_000_000

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from owlore_bench.layers import decoder_layers
-from owlore_bench.outliers import _weight_out_by_in, scored_modules
+from owlore_bench.analysis.outliers import _weight_out_by_in, scored_modules
+from owlore_bench.train.layers import decoder_layers
 
 EIGENVALUE_FLOOR = 1e-5  # eigenvalues below this count as zero (as in the reference analysis code)
 

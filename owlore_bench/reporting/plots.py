@@ -8,9 +8,7 @@ Memory is read in bytes and shown in GiB (2**30 bytes).
 from __future__ import annotations
 
 import math
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,20 +17,19 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from owlore_bench.memory import CATEGORIES
-from owlore_bench.report import AVG, BASE_LABEL, GIB, Results, Run, status_text
+from owlore_bench.memory.ledger import CATEGORIES
+from owlore_bench.reporting.loading import AVG, BASE_LABEL, GIB, Results, Run
+from owlore_bench.reporting.tables import status_text
+from owlore_bench.results import atomic_path
 
 DPI = 120
 
 
 def _save(figure: Figure, path: Path) -> Path:
-    """Write the PNG through a temp file + rename (a reader never sees half an image)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(handle)
+    """Write the PNG through results.atomic_path (a reader never sees half an image)."""
     FigureCanvasAgg(figure)
-    figure.savefig(temp, dpi=DPI, format="png", bbox_inches="tight")  # keeps legends placed outside
-    os.replace(temp, path)
+    with atomic_path(path, suffix=".png") as temp:
+        figure.savefig(temp, dpi=DPI, format="png", bbox_inches="tight")  # keeps legends placed outside
     return path
 
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from owlore_bench.distributed import world_size
 from owlore_bench.errors import UserError
+from owlore_bench.train.distributed import world_size
 
 
 def optimized_parameter_names(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> list[str]:

@@ -7,7 +7,7 @@ checkpointing also the layer inputs the checkpoints keep), total (their sum). A 
 storage: a view keeps all of its base alive. On CUDA also torch.cuda.max_memory_allocated /
 max_memory_reserved per step and `other` = CUDA peak − ledger; on CPU the process peak RSS. Optionally the CUDA
 allocator timeline of the first steps (CudaSnapshot; env OWLORE_BENCH_CUDA_SNAPSHOT=file.pickle).
-The estimator (owlore_bench/estimate.py) runs these same functions on fake tensors.
+The estimator (owlore_bench/memory/estimate.py) runs these same functions on fake tensors.
 """
 
 from __future__ import annotations

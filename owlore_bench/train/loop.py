@@ -3,12 +3,12 @@
 One optimizer step = `grad_accum` micro-batches of forward + backward, gradient clipping, optimizer step, LR
 schedule step. Each step writes one line to metrics.jsonl (step, loss, lr, tokens, tokens_per_s, elapsed_s,
 the memory ledger in bytes, and whatever the method's on_step_start returned; with train.time_phases also
-forward_s, backward_s and update_s, see owlore_bench/phases.py). A non-finite loss stops the run
+forward_s, backward_s and update_s, see owlore_bench/train/phases.py). A non-finite loss stops the run
 with status `diverged`; running out of memory stops it with status `oom`.
 
 Under torchrun each rank takes its rows of every global batch (batch_size x world rows), the gradients are
-averaged over ranks after backward, and only rank 0 writes files (owlore_bench/distributed.py). With
-train.update_in_backward each parameter is updated inside backward instead (owlore_bench/step_in_backward.py).
+averaged over ranks after backward, and only rank 0 writes files (owlore_bench/train/distributed.py). With
+train.update_in_backward each parameter is updated inside backward instead (owlore_bench/train/step_in_backward.py).
 """
 
 from __future__ import annotations
@@ -21,17 +21,17 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from owlore_bench import distributed
-from owlore_bench.checkpoint import load_checkpoint, save_checkpoint
 from owlore_bench.config import TrainConfig
-from owlore_bench.data import TrainingData
 from owlore_bench.errors import one_line
-from owlore_bench.memory import MemoryLedger
+from owlore_bench.memory.ledger import MemoryLedger
 from owlore_bench.method import Method
-from owlore_bench.phases import PhaseTimer
 from owlore_bench.results import MetricsLog
-from owlore_bench.step_in_backward import StepInBackward, check_supported
-from owlore_bench.tracking import open_trackers
+from owlore_bench.train import distributed
+from owlore_bench.train.checkpoint import load_checkpoint, save_checkpoint
+from owlore_bench.train.data import TrainingData
+from owlore_bench.train.phases import PhaseTimer
+from owlore_bench.train.step_in_backward import StepInBackward, check_supported
+from owlore_bench.train.tracking import open_trackers
 
 
 def lr_lambda(cfg: TrainConfig):

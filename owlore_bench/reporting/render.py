@@ -1,0 +1,182 @@
+"""The numbers table, displayed: markdown / CSV / LaTeX in the paper's layout (best cell bold, mean ± std),
+its caption, and the files table.md, table.csv, table.tex.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from owlore_bench.reporting.loading import AVG, DELTA, EXTRA_COLUMNS, GIB, MT_BENCH
+from owlore_bench.results import write_text_atomic
+
+
+@dataclass(frozen=True)
+class _Style:
+    """How one output format writes bold (a format string with {}) and escapes plain text."""
+
+    bold: str
+    escape: Any = str
+
+
+_LATEX_SPECIALS = {"\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$",
+                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$",
+                   "Δ": r"$\Delta$"}
+MARKDOWN = _Style(bold="**{}**")
+LATEX = _Style(bold=r"\textbf{{{}}}", escape=lambda text: "".join(_LATEX_SPECIALS.get(c, c) for c in str(text)))
+
+
+def value_columns(table: pd.DataFrame) -> dict[str, tuple[str, str, str | None]]:
+    """key → (title, kind, better) for every value column of the table, in display order."""
+    columns = {task: (task, "pct", "higher") for task in table.attrs.get("tasks", {})}
+    if columns:
+        columns[AVG] = (AVG, "pct", "higher")
+    for slug, identity in table.attrs.get("mt_bench_judges", {}).items():
+        columns[MT_BENCH + slug] = (f"MT-Bench ({identity.get('model', slug)})", "score", "higher")
+    columns.update(EXTRA_COLUMNS)
+    if (DELTA, "mean") in table.columns:
+        columns[DELTA] = ("Δ Avg vs full FT", "delta", None)
+    return columns
+
+
+def format_number(value: float, kind: str, scale: float | None = None) -> str:
+    """A mean or std in display units: percent 1 decimal, GiB 2 decimals (3 significant digits below 0.1 GiB,
+    decided by `scale`, the row's mean, so a std matches its mean), counts compact, tokens/s whole."""
+    if kind == "gib":
+        scale = abs(value if scale is None else scale) / GIB
+        decimals = 2 if scale >= 0.1 or scale == 0 else 2 - math.floor(math.log10(scale))
+        return f"{value / GIB:.{decimals}f}"
+    if kind == "count":
+        for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+            if abs(value) >= size:
+                return f"{value / size:.2f}{suffix}"
+        return f"{value:.0f}"
+    if kind == "rate":
+        return f"{value:,.0f}"
+    if kind == "delta":
+        return f"{value:+.1f}"
+    if kind == "score":
+        return f"{value:.2f}"
+    return f"{value:.1f}"
+
+
+def _best_names(table: pd.DataFrame, key: str, kind: str, better: str | None) -> set[str]:
+    """Rows whose displayed mean is the best of the column (ties all count)."""
+    if better is None or (key, "mean") not in table.columns:
+        return set()
+    means = table.loc[table[("status", "")] == "ok", (key, "mean")].dropna()  # rows with a failed seed: no
+    if means.empty:
+        return set()
+    shown = means.map(lambda value: float(format_number(value, kind).replace(",", "").rstrip("BMK")))
+    best = shown.max() if better == "higher" else shown.min()
+    return set(shown.index[shown == best])
+
+
+def _cell(row: pd.Series, key: str, kind: str) -> str:
+    mean, std, n = row[(key, "mean")], row[(key, "std")], int(row[(key, "n")])
+    if n == 0 or math.isnan(mean):
+        return "—"
+    text = format_number(mean, kind)
+    if n > 1 and not math.isnan(std) and kind not in ("delta", "count"):  # counts do not vary with the seed
+        text += f" ± {format_number(std, kind, scale=mean)} ({n})"
+    return text
+
+
+def display_frame(table: pd.DataFrame, style: _Style = MARKDOWN) -> pd.DataFrame:
+    """Strings for display: 'Method' then one column per value column; best per column in bold; a row with no
+    ok run shows its status in every cell, a row with some failed seeds says so after its name."""
+    columns = value_columns(table)
+    best = {key: _best_names(table, key, kind, better) for key, (_, kind, better) in columns.items()}
+    references = set(table.attrs.get("delta_references", []))
+    lines = []
+    for name, row in table.iterrows():
+        status, none_ok = row[("status", "")], row[("ok_runs", "")] == 0
+        line = {"Method": style.escape(name if status == "ok" or none_ok else f"{name} ({status})")}
+        for key, (title, kind, _) in columns.items():
+            header = style.escape(title)
+            if none_ok:
+                line[header] = style.escape(status)
+            elif key == DELTA and name in references:
+                line[header] = "ref"
+            else:
+                text = style.escape(_cell(row, key, kind))
+                line[header] = style.bold.format(text) if name in best[key] else text
+        lines.append(line)
+    return pd.DataFrame(lines)
+
+
+def caption(table: pd.DataFrame) -> str:
+    """What the numbers are: metric and shots per task, how cells aggregate seeds, what is bold, memory units."""
+    by_setting = defaultdict(list)
+    for task, info in table.attrs.get("tasks", {}).items():
+        shots = "shots unknown" if info["num_fewshot"] is None else f"{info['num_fewshot']}-shot"
+        by_setting[f"{info['metric']}, {shots}"].append(task)
+    no_scores = "No MT-Bench or lm-eval results." if not table.attrs.get("mt_bench_judges") else ""
+    parts = ["Accuracy (%): " + "; ".join(f"{setting} ({', '.join(tasks)})" for setting, tasks in
+                                         by_setting.items()) + "." if by_setting else no_scores]
+    plain = [task for task, info in table.attrs.get("tasks", {}).items() if not info["group"]]
+    if plain:
+        parts.append(f"Avg = mean of the {len(plain)} task columns (group averages excluded).")
+    parts.append("Cells: mean ± sample std over seeds, (n) = seeds when n > 1. Bold: best per column (accuracy "
+                 "and tokens/s higher, memory lower). Peak mem: peak of the weights + gradients + optimizer + "
+                 "activations ledger, GiB = 2^30 bytes.")
+    for slug, identity in table.attrs.get("mt_bench_judges", {}).items():
+        from owlore_bench.mtbench.judges import describe
+
+        parts.append(f"MT-Bench ({identity.get('model', slug)}): mean judge score 1-10 over both turns, FastChat "
+                     f"single-answer grading, judge {describe(identity) if identity else slug}; per category in "
+                     f"mt_bench.md.")
+    if (DELTA, "mean") in table.columns:
+        parts.append("Δ: Avg minus the experiment's full FT Avg, percentage points.")
+    if table.attrs.get("hidden_tasks"):
+        parts.append(f"{len(table.attrs['hidden_tasks'])} stored task row(s) not shown (subtasks; pick columns "
+                     f"with --tasks).")
+    if table.attrs.get("skipped"):
+        parts.append(f"{len(table.attrs['skipped'])} incomplete run(s) without summary.json skipped.")
+    return " ".join(parts)
+
+
+def render_markdown(table: pd.DataFrame) -> str:
+    """The caption and the table as a GitHub markdown pipe table (what `owlore-bench report` prints)."""
+    frame = display_frame(table, MARKDOWN)
+    align = ["left"] + ["right"] * (len(frame.columns) - 1)
+    return f"{caption(table)}\n\n{frame.to_markdown(index=False, disable_numparse=True, colalign=align)}\n"
+
+
+def render_latex(table: pd.DataFrame) -> str:
+    """A booktabs LaTeX table with the caption (needs \\usepackage{booktabs})."""
+    frame = display_frame(table, LATEX)
+    return frame.to_latex(index=False, escape=False, caption=LATEX.escape(caption(table)), label="tab:owlore-bench",
+                          column_format="l" + "r" * (len(frame.columns) - 1))
+
+
+def csv_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """The numbers flattened to snake_case columns: <column>_mean/_std/_n, task columns named
+    <task>_<metric>[_<k>shot] (percent), peak_mem_bytes (bytes)."""
+    flat = pd.DataFrame({"row": table.index})
+    for key in ("experiment", "label", "method", "status", "runs", "ok_runs"):
+        flat[key] = table[(key, "")].to_numpy()
+    tasks = table.attrs.get("tasks", {})
+    for key in value_columns(table):
+        name = "avg" if key == AVG else key.replace(MT_BENCH, "mt_bench_")
+        if key in tasks:
+            shots = tasks[key]["num_fewshot"]
+            name = f"{key}_{tasks[key]['metric']}" + ("" if shots is None else f"_{shots}shot")
+        for stat in ("mean", "std", "n"):
+            flat[f"{name}_{stat}"] = table[(key, stat)].to_numpy()
+    return flat
+
+
+def write_tables(table: pd.DataFrame, out_dir: str | Path) -> list[Path]:
+    """table.md, table.csv and table.tex in out_dir; returns their paths."""
+    out_dir = Path(out_dir)
+    paths = [out_dir / "table.md", out_dir / "table.csv", out_dir / "table.tex"]
+    write_text_atomic(paths[0], render_markdown(table))
+    write_text_atomic(paths[1], csv_frame(table).to_csv(index=False))
+    write_text_atomic(paths[2], render_latex(table))
+    return paths
