@@ -94,7 +94,7 @@ def parse(model_cls: type[StrictModel], values: dict[str, Any], prefix: str = ""
     try:
         return model_cls(**values)
     except ValidationError as error:
-        raise UserError(validation_error_line(error, prefix)) from None
+        raise UserError(validation_error_line(error, prefix, model_cls)) from None
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

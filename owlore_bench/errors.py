@@ -23,15 +23,27 @@ def one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0] if text else ''}"
 
 
-def validation_error_line(error: ValidationError, prefix: str = "") -> str:
-    """Condense a pydantic ValidationError into one line: 'field: problem (got value)'."""
+def validation_error_line(error: ValidationError, prefix: str = "", model: type | None = None) -> str:
+    """Condense a pydantic ValidationError into one line: 'field: problem (got value)'. With the validated
+    `model` class, an unknown key also gets the closest field name ('Did you mean ...?')."""
     parts = []
     for item in error.errors():
         location = ".".join(str(piece) for piece in (prefix, *item["loc"]) if piece != "")
         message = item["msg"]
         if item["type"] == "extra_forbidden":
-            message = "unknown key; remove it or check its spelling"
+            known = _field_names(model, item["loc"][:-1])
+            message = "unknown key; remove it or check its spelling." + did_you_mean(str(item["loc"][-1]), known)
         got = item.get("input")
         shown = "" if item["type"] in ("extra_forbidden", "missing") else f" (got {got!r})"
         parts.append(f"{location or 'config'}: {message}{shown}")
     return "; ".join(parts)
+
+
+def _field_names(model: type | None, path: tuple) -> list[str]:
+    """The field names of the (nested) pydantic model at `path` below `model`; [] where that is not a model."""
+    for piece in path:
+        fields = getattr(model, "model_fields", {})
+        if piece not in fields:
+            return []
+        model = fields[piece].annotation
+    return list(getattr(model, "model_fields", {}))

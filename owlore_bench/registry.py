@@ -71,5 +71,5 @@ def build_method(name: str, overrides: dict[str, Any] | None = None) -> Method:
     try:
         config = cls.Config(**(overrides or {}))
     except ValidationError as error:
-        raise UserError(validation_error_line(error, prefix=name)) from None
+        raise UserError(validation_error_line(error, prefix=name, model=cls.Config)) from None
     return cls(config)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import shutil
 import sys
 import time
-import traceback
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -24,7 +23,7 @@ from owlore_bench.errors import UserError, one_line
 from owlore_bench.experiment import LOCATION_FIELDS, ExperimentConfig, Unit
 from owlore_bench.results import provenance, read_json, read_jsonl, write_json_atomic
 from owlore_bench.train import distributed
-from owlore_bench.train.loop import is_out_of_memory
+from owlore_bench.train.loop import is_out_of_memory, write_error_log
 from owlore_bench.train.run import differing_keys, finish_run, train_run
 
 
@@ -104,8 +103,7 @@ def run_unit(experiment: ExperimentConfig, unit: Unit) -> dict[str, Any]:
             raise  # this rank alone failed: the others wait in a collective, and only ending the process frees them
         summary.update(status="oom" if is_out_of_memory(error) else "failed", error=one_line(error))
         if main:
-            (unit.folder / "error.log").parent.mkdir(parents=True, exist_ok=True)
-            (unit.folder / "error.log").write_text(traceback.format_exc())
+            summary["error"] += f" (traceback: {write_error_log(unit.folder)})"
         else:
             print(f"rank {distributed.rank()}: {unit.label} seed {unit.seed}: {summary['error']}", file=sys.stderr)
     summary["run_wall_s"] = time.time() - started
@@ -129,7 +127,7 @@ def _train_and_evaluate(experiment: ExperimentConfig, unit: Unit) -> dict[str, A
             _evaluate_into(experiment, unit, method.for_eval(model), tokenizer)
         except Exception as error:  # noqa: BLE001 — the training result stays; the row shows why eval is missing
             summary.update(status="oom" if is_out_of_memory(error) else "failed",
-                           error=f"evaluation: {one_line(error)}")
+                           error=f"evaluation: {one_line(error)} (traceback: {write_error_log(unit.folder)})")
     return summary
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
+from owlore_bench.commands import eval_output_file
 from owlore_bench.errors import UserError
 
 EXAMPLES = """examples:
@@ -39,7 +39,9 @@ def add_parser(subparsers) -> None:
                         help="sequences per forward pass (default 8)")
     parser.add_argument("--dtype", choices=["auto", "bf16", "fp32"], default="auto")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    parser.add_argument("--out", "--output_path", dest="out", help="write the rows to this JSON file")
+    parser.add_argument("--out", "--output_path", dest="out",
+                        help="folder to write eval.json into (a path ending in .json is the file itself, as in "
+                             "lm-eval)")
     parser.set_defaults(run=run)
 
 
@@ -95,6 +97,7 @@ def run(args) -> int:
     apply_model_args(args)
     tasks = parse_task_list(args.tasks)
     _check_numbers(args)
+    out_file = eval_output_file(args.out) if args.out else None  # before the evaluation: never lose rows
     check_tasks(tasks)  # before loading the model: a typo costs seconds, not a model load
     if args.run_dir:
         model, tokenizer = load_trained(args.run_dir, dtype=args.dtype, device=args.device)
@@ -106,9 +109,9 @@ def run(args) -> int:
     wall_s = time.time() - started
     print(format_table(rows))
     print(f"evaluated {args.run_dir or args.model} on {', '.join(tasks)} in {wall_s:.1f} s")
-    if args.out:
+    if out_file:
         payload = {"model": args.model, "run": args.run_dir, "tasks": tasks, "num_fewshot": args.num_fewshot,
                    "limit": args.limit, "batch_size": args.batch_size, "wall_s": wall_s, "rows": rows}
-        write_json_atomic(Path(args.out), payload)
-        print(f"rows -> {args.out}")
+        write_json_atomic(out_file, payload)
+        print(f"rows -> {out_file}")
     return 0

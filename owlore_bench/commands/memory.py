@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from owlore_bench.commands import output_folder
 from owlore_bench.errors import UserError
 from owlore_bench.memory.estimate import (
     builtin_architectures,
@@ -192,6 +193,7 @@ def write_outputs(rows: list[dict[str, Any]], out: Path, title: str) -> None:
 
 
 def run(args) -> int:
+    out = output_folder(args.out) if args.out else None
     check_shape(args.batch_size, args.seq_len)
     if args.measure_steps <= 0:
         raise UserError(f"--measure-steps must be a positive number of steps (got {args.measure_steps})")
@@ -205,8 +207,8 @@ def run(args) -> int:
              + (" / measured (error)" if args.measure else ""))
     print(title)
     print(display_table(rows).to_string(index=False))
-    if args.out:
-        write_outputs(rows, Path(args.out), title)
-        print(f"wrote {Path(args.out) / 'memory.csv'}, memory.md, memory.png")
+    if out:
+        write_outputs(rows, out, title)
+        print(f"wrote {out / 'memory.csv'}, memory.md, memory.png")
     failed = [row["method"] for row in rows if row.get("status") not in (None, "ok")]
     return 1 if failed else 0

@@ -6,6 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
+from owlore_bench.commands import output_folder
 from owlore_bench.errors import UserError
 
 EXAMPLES = """examples:
@@ -116,6 +117,7 @@ def run_answer(args) -> int:
     from owlore_bench.results import read_json
 
     _at_least_one(limit=args.limit, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+    out = output_folder(args.out)
     questions = load_questions()  # before the model: a data problem costs seconds, not a model load
     if args.run_dir:
         model, tokenizer = load_trained(args.run_dir, dtype=args.dtype, device=args.device)
@@ -125,7 +127,7 @@ def run_answer(args) -> int:
         resolve_prompt_format(tokenizer, args.run_dir)
     model_id = args.model_id or default_model_id(args.model, args.run_dir)
     started = time.perf_counter()
-    out_file = generate_answers(model, tokenizer, questions, Path(args.out) / "answers.jsonl", model_id=model_id,
+    out_file = generate_answers(model, tokenizer, questions, out / "answers.jsonl", model_id=model_id,
                                 prompt_format=prompt_format, max_new_tokens=args.max_new_tokens,
                                 batch_size=args.batch_size, seed=args.seed, limit=args.limit, progress=True)
     meta = read_json(meta_path(out_file))
@@ -143,6 +145,7 @@ def run_judge(args) -> int:
     from owlore_bench.mtbench.scores import format_scores
 
     _at_least_one(judge_max_tokens=args.judge_max_tokens)
+    output_folder(args.out)
     parse_spec(args.judge)  # a bad spec or a bad answers file: one line before any model is loaded
     load_answers(args.answers, load_questions())
     judge = make_judge(args.judge, args.judge_max_tokens)

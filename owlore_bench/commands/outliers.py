@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from owlore_bench.commands import output_folder
 from owlore_bench.errors import UserError
 
 
@@ -102,8 +103,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
 def run(args) -> int:
     from owlore_bench.results import write_json_atomic
 
+    out = output_folder(args.out)
     result = analyse(args)
-    out = Path(args.out)
     write_json_atomic(out / "outliers.json", result)
     plot(result, out / "outliers.png")
     key = next(k for k in result["layers"][0] if k.startswith("inclusion"))

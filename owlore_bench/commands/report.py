@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from owlore_bench.commands import output_folder
 from owlore_bench.errors import UserError
 from owlore_bench.reporting.loading import METRICS, load_results
 from owlore_bench.reporting.render import render_markdown, write_tables
@@ -56,7 +57,7 @@ def make_report(dirs: list[str | Path], out_dir: str | Path, metric: str | None 
 def run(args) -> int:
     if args.out is None and len(args.dirs) > 1:
         raise UserError("--out: required when several DIRs are merged; e.g. --out results/merged")
-    out_dir = Path(args.out or args.dirs[0])
+    out_dir = output_folder(args.out or args.dirs[0])
     table, paths = make_report(args.dirs, out_dir, args.metric, args.delta, not args.no_plots, args.tasks)
     print(render_markdown(table))
     print(f"wrote {len(paths)} files to {out_dir}: {', '.join(path.name for path in paths)}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from owlore_bench.config import DataConfig, RunConfig, TrainConfig, apply_overrides, parse, read_yaml
@@ -94,4 +95,6 @@ def run(args) -> int:
     print(f"{summary['method']}: status {summary['status']}, {summary['steps']} steps, final loss "
           f"{summary['final_loss']}, {summary['trainable_params']:,} trainable params, "
           f"{summary['tokens_per_s'] or 0:.0f} tokens/s, {summary['wall_s']:.1f} s -> {out_dir}")
+    if summary.get("error"):
+        print(f"owlore-bench: {summary['status']}: {summary['error']}", file=sys.stderr)
     return 0 if summary["status"] == "ok" else 1

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from owlore_bench.datasets.templates import render_prompt
-from owlore_bench.errors import UserError
+from owlore_bench.errors import UserError, did_you_mean
 
 IGNORE_INDEX = -100
 def resolve_data_path(path: str | Path) -> Path:
@@ -46,6 +46,8 @@ def read_all_records(paths: str | list[str], limit: int | None = None) -> list[d
 def read_records(path: str | Path, limit: int | None = None) -> list[dict[str, str]]:
     """Validated records of a JSON array file; one clear error naming the file and the bad record."""
     path = resolve_data_path(path)
+    if path.is_dir():
+        raise UserError(f"data: {path} is a folder; give a JSON file inside it (e.g. {path}/train.json)")
     if not path.is_file():
         raise UserError(f"data file not found: {path}")
     try:
@@ -60,8 +62,9 @@ def read_records(path: str | Path, limit: int | None = None) -> list[dict[str, s
             raise UserError(f"{path}: record {index} is not an object")
         for field in ("instruction", "output"):
             if not isinstance(record.get(field), str) or not record[field]:
-                raise UserError(f"{path}: record {index} has no string '{field}' "
-                                f"(needs instruction, output; input optional)")
+                found = ", ".join(map(repr, record)) or "none"
+                raise UserError(f"{path}: record {index} has no string '{field}' (needs instruction, output; input "
+                                f"optional; found keys: {found}).{did_you_mean(field, [str(k) for k in record])}")
         if not isinstance(record.get("input", ""), str):
             raise UserError(f"{path}: record {index} field 'input' must be a string")
     return [{"instruction": r["instruction"], "input": r.get("input", ""), "output": r["output"]} for r in records]

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import math
 import time
+import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,15 +67,82 @@ def trainable_parameter_count(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+@dataclass
+class _Run:
+    """What one training run holds between steps (built once by _set_up)."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    metrics: MetricsLog
+    ledger: MemoryLedger
+    phases: PhaseTimer
+    in_backward: StepInBackward | None
+    params: list[torch.nn.Parameter]
+    start_step: int
+    elapsed_s: float
+
+
 def train(model: torch.nn.Module, method: Method, data: TrainingData, cfg: TrainConfig,
           out_dir: str | Path) -> dict[str, Any]:
     """Train `model` (already through method.prepare) for cfg.steps; resumes from out_dir/checkpoint if present.
 
     Returns the training summary: status, steps done, final_loss, trainable_params (max over steps), tokens_per_s,
-    wall_s (training seconds, summed over resumed segments) and the peak memory ledger (bytes).
+    wall_s (training seconds, summed over resumed segments) and the peak memory ledger (bytes). A step that
+    raises ends the run as 'oom' or 'failed' with a one-line error; the traceback goes to out_dir/error.log.
     """
     out_dir = Path(out_dir)
     device = next(model.parameters()).device
+    run = _set_up(model, method, cfg, out_dir)
+    status, error = "ok", None
+    bar = tqdm(total=cfg.steps, initial=run.start_step, desc=method.name, leave=False,
+               disable=not (cfg.progress and distributed.is_main()))
+    try:
+        for step in range(run.start_step, cfg.steps):
+            extra = method.on_step_start(step, model, run.optimizer)
+            distributed.check_same_trainable(model, step, extra)
+            if run.in_backward is not None:
+                run.in_backward.refresh()  # hooks follow the trainable set (a layer switch moves them)
+            started = time.perf_counter()
+            run.ledger.begin_step()
+            run.phases.begin_step()
+            loss_sum, tokens = _forward_backward(model, data, cfg, run, step, device)
+            if not math.isfinite(loss_sum):
+                status = "diverged"
+                run.metrics.write({"step": step, "loss": loss_sum, "status": status})
+                break
+            lr = run.scheduler.get_last_lr()[0]
+            _update(run, cfg)
+            if device.type == "cuda":
+                torch.cuda.synchronize()  # sync point: without it the step time misses queued kernels
+            step_s = time.perf_counter() - started
+            memory = distributed.gather_memory(run.ledger.end_step())  # after the step: sees fresh optimizer state
+            run.elapsed_s += step_s
+            run.metrics.write({"step": step, "loss": loss_sum, "lr": lr, "tokens": int(tokens),
+                               "tokens_per_s": tokens / step_s, "step_s": step_s, "elapsed_s": run.elapsed_s,
+                               "trainable_params": trainable_parameter_count(model),
+                               **run.phases.row(), **memory, **extra})
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_sum:.3f}")
+            if (distributed.is_main() and cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0
+                    and step + 1 < cfg.steps):
+                save_checkpoint(out_dir / "checkpoint", step=step + 1, elapsed_s=run.elapsed_s, model=model,
+                                optimizer=run.optimizer, scheduler=run.scheduler, method=method)
+    except Exception as caught:  # noqa: BLE001 — an OOM is data in a memory benchmark; anything else is 'failed'
+        if distributed.world_size() > 1 and not isinstance(caught, distributed.RanksDisagree):
+            raise  # the other ranks wait in a collective: only ending this process (torchrun stops them) frees them
+        status = "oom" if is_out_of_memory(caught) else "failed"
+        error = f"{one_line(caught)} (traceback: {write_error_log(out_dir)})"
+        run.optimizer.zero_grad(set_to_none=True)
+    finally:
+        if run.in_backward is not None:
+            run.in_backward.remove()
+        bar.close()
+        run.metrics.close()
+    return _summary(model, run, status, error)
+
+
+def _set_up(model: torch.nn.Module, method: Method, cfg: TrainConfig, out_dir: Path) -> _Run:
+    """Optimizer, schedule, resumed state, metrics log, memory ledger, phase timer and in-backward hooks."""
     check_supported(method, cfg, distributed.world_size())
     if cfg.grad_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -92,76 +161,48 @@ def train(model: torch.nn.Module, method: Method, data: TrainingData, cfg: Train
                          trackers=open_trackers(cfg.report_to, out_dir) if main else None)
     snapshot = out_dir / "cuda_memory_snapshot.pickle" if cfg.cuda_memory_snapshot and main else None
     ledger = MemoryLedger(model, optimizer, enabled=cfg.memory_profile, cuda_snapshot=snapshot)
-    phases = PhaseTimer(device, enabled=cfg.time_phases)
     in_backward = StepInBackward(optimizer, on_gradient=ledger.after_backward) if cfg.update_in_backward else None
-    params = [p for group in optimizer.param_groups for p in group["params"]]
+    return _Run(optimizer=optimizer, scheduler=scheduler, metrics=metrics, ledger=ledger,
+                phases=PhaseTimer(next(model.parameters()).device, enabled=cfg.time_phases),
+                in_backward=in_backward, params=[p for group in optimizer.param_groups for p in group["params"]],
+                start_step=start_step, elapsed_s=elapsed_s)
+
+
+def _forward_backward(model: torch.nn.Module, data: TrainingData, cfg: TrainConfig, run: _Run, step: int,
+                      device: torch.device) -> tuple[float, int]:
+    """The step's micro-batches, forward and backward, gradients averaged over ranks: (mean loss, tokens)."""
     global_rows = cfg.batch_size * distributed.world_size()  # every rank builds the same global batch
-    status, error = "ok", None
-    bar = tqdm(total=cfg.steps, initial=start_step, desc=method.name, disable=not (cfg.progress and main),
-               leave=False)
-    try:
-        for step in range(start_step, cfg.steps):
-            extra = method.on_step_start(step, model, optimizer)
-            distributed.check_same_trainable(model, step, extra)
-            if in_backward is not None:
-                in_backward.refresh()  # hooks follow the trainable set (a layer switch moves them)
-            started = time.perf_counter()
-            ledger.begin_step()
-            phases.begin_step()
-            loss_sum, tokens = 0.0, 0
-            for micro in range(cfg.grad_accum):
-                batch, loss_scale = distributed.shard_batch(data.batch(step * cfg.grad_accum + micro, global_rows))
-                batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-                with phases.phase("forward"), ledger.forward():
-                    loss = model(**batch).loss / cfg.grad_accum
-                if loss_scale != 1.0:
-                    loss = loss * loss_scale  # this rank's share of the global token mean (distributed.py)
-                with phases.phase("backward"):
-                    loss.backward()  # with update_in_backward this also runs the optimizer, parameter by parameter
-                loss_sum += loss.item()  # sync point: one per micro-batch, needed to spot divergence early
-                tokens += int(batch["attention_mask"].sum())
-            ledger.after_backward()
-            distributed.average_gradients(params)
-            loss_sum, tokens = distributed.sum_over_ranks(loss_sum, tokens)
-            loss_sum /= distributed.world_size()
-            if not math.isfinite(loss_sum):
-                status = "diverged"
-                metrics.write({"step": step, "loss": loss_sum, "status": status})
-                break
-            lr = scheduler.get_last_lr()[0]
-            with phases.phase("update"):
-                if cfg.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                if in_backward is None:
-                    optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-            if device.type == "cuda":
-                torch.cuda.synchronize()  # sync point: without it the step time misses queued kernels
-            step_s = time.perf_counter() - started
-            memory = distributed.gather_memory(ledger.end_step())  # after the step: sees fresh optimizer state
-            elapsed_s += step_s
-            metrics.write({"step": step, "loss": loss_sum, "lr": lr, "tokens": int(tokens),
-                           "tokens_per_s": tokens / step_s, "step_s": step_s, "elapsed_s": elapsed_s,
-                           "trainable_params": trainable_parameter_count(model),
-                           **phases.row(), **memory, **extra})
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss_sum:.3f}")
-            if main and cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
-                save_checkpoint(out_dir / "checkpoint", step=step + 1, elapsed_s=elapsed_s, model=model,
-                                optimizer=optimizer, scheduler=scheduler, method=method)
-    except Exception as caught:  # noqa: BLE001 — an OOM is data in a memory benchmark; anything else is 'failed'
-        if distributed.world_size() > 1 and not isinstance(caught, distributed.RanksDisagree):
-            raise  # the other ranks wait in a collective: only ending this process (torchrun stops them) frees them
-        status = "oom" if is_out_of_memory(caught) else "failed"
-        error = one_line(caught)
-        optimizer.zero_grad(set_to_none=True)
-    finally:
-        if in_backward is not None:
-            in_backward.remove()
-        bar.close()
-        metrics.close()
-    finished = [row for row in metrics.rows if "tokens_per_s" in row]
+    loss_sum, tokens = 0.0, 0
+    for micro in range(cfg.grad_accum):
+        batch, loss_scale = distributed.shard_batch(data.batch(step * cfg.grad_accum + micro, global_rows))
+        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        with run.phases.phase("forward"), run.ledger.forward():
+            loss = model(**batch).loss / cfg.grad_accum
+        if loss_scale != 1.0:
+            loss = loss * loss_scale  # this rank's share of the global token mean (distributed.py)
+        with run.phases.phase("backward"):
+            loss.backward()  # with update_in_backward this also runs the optimizer, parameter by parameter
+        loss_sum += loss.item()  # sync point: one per micro-batch, needed to spot divergence early
+        tokens += int(batch["attention_mask"].sum())
+    run.ledger.after_backward()
+    distributed.average_gradients(run.params)
+    loss_sum, tokens = distributed.sum_over_ranks(loss_sum, tokens)
+    return loss_sum / distributed.world_size(), tokens
+
+
+def _update(run: _Run, cfg: TrainConfig) -> None:
+    """Clip, optimizer step (unless it already ran in backward), schedule step, free the gradients."""
+    with run.phases.phase("update"):
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(run.params, cfg.grad_clip)
+        if run.in_backward is None:
+            run.optimizer.step()
+        run.scheduler.step()
+        run.optimizer.zero_grad(set_to_none=True)
+
+
+def _summary(model: torch.nn.Module, run: _Run, status: str, error: str | None) -> dict[str, Any]:
+    finished = [row for row in run.metrics.rows if "tokens_per_s" in row]
     train_s = sum(row["step_s"] for row in finished)
     return {
         "status": status,
@@ -171,9 +212,18 @@ def train(model: torch.nn.Module, method: Method, data: TrainingData, cfg: Train
         "trainable_params": max((row["trainable_params"] for row in finished),
                                 default=trainable_parameter_count(model)),
         "tokens_per_s": sum(row["tokens"] for row in finished) / train_s if train_s else None,
-        "wall_s": elapsed_s,
+        "wall_s": run.elapsed_s,
         **peak_memory(finished),
     }
+
+
+def write_error_log(out_dir: Path) -> Path:
+    """The traceback being handled, into out_dir/error.log (kept for a bug report); returns the path."""
+    path = Path(out_dir) / "error.log"
+    if distributed.is_main():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(traceback.format_exc())
+    return path
 
 
 def peak_memory(rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -57,8 +57,6 @@ def train_run(cfg: RunConfig, out_dir: str | Path, write_summary: bool = True) -
     started = time.time()
     method = build_method(cfg.method, cfg.method_config)
     check_supported(method, cfg.train, distributed.world_size())  # before anything is written or loaded
-    if distributed.is_main():
-        write_json_atomic(out_dir / "config.json", dump_json(cfg))
     check_available(cfg.train.report_to)  # a missing tracker package fails before the model loads
     records = read_all_records(cfg.data.path, cfg.data.limit)  # bad data fails before the model loads
     model, tokenizer = load_model(cfg.model, dtype=cfg.train.dtype, device=cfg.train.device)
@@ -66,6 +64,8 @@ def train_run(cfg: RunConfig, out_dir: str | Path, write_summary: bool = True) -
                                      seed=cfg.train.seed, source=str(cfg.data.path))
     seed_everything(cfg.train.seed)
     model = method.prepare(model)
+    if distributed.is_main():  # only now: a run refused for its data, model or method leaves no folder behind
+        write_json_atomic(out_dir / "config.json", dump_json(cfg))
     # Every rank loads out_dir/checkpoint at the start of train() and only rank 0 replaces it later: all ranks
     # load before rank 0 can save (no rank reads a checkpoint that is being written).
     distributed.barrier()
