@@ -45,5 +45,13 @@ class LoRA(Method):
         return model.merge_and_unload()
 
     def save_trained(self, model, tokenizer, path: Path) -> None:
-        model.save_pretrained(path)  # the adapter only; models.load_trained puts it on the base model
+        model.save_pretrained(path)  # the adapter only; load_trained puts it back on the base model
         tokenizer.save_pretrained(path)
+
+    def load_trained(self, path: Path, base_model: str, dtype: str, device: str):
+        from peft import PeftModel
+
+        from owlore_bench.models import load_model
+
+        base, tokenizer = load_model(base_model, dtype=dtype, device=device)
+        return PeftModel.from_pretrained(base, path), tokenizer

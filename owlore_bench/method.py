@@ -60,6 +60,13 @@ class Method:
         model.save_pretrained(path)
         tokenizer.save_pretrained(path)
 
+    def load_trained(self, path: Path, base_model: str, dtype: str, device: str) -> tuple[torch.nn.Module, Any]:
+        """(model, tokenizer) from what save_trained wrote to `path`, as it was trained (for_eval comes after).
+        `base_model` is the run's model name, for methods that saved only a part (an adapter)."""
+        from owlore_bench.models import load_model
+
+        return load_model(str(path), dtype=dtype, device=device)
+
     def run_info(self) -> dict[str, Any]:
         """Facts about the finished run for summary.json's `method_info` (e.g. layer sampling probabilities)."""
         return {}

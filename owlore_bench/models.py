@@ -171,23 +171,3 @@ def tiny_llama(seed: int = 0, **overrides: Any):
         torch.manual_seed(seed)
         model = LlamaForCausalLM(tiny_llama_config(**overrides))
     return model, byte_tokenizer()
-
-
-def load_trained(run_dir: str | Path, dtype: str = "auto", device: str = "auto") -> tuple[torch.nn.Module, Any]:
-    """(model, tokenizer) of a finished training run folder: its base model plus the saved weights or adapter.
-
-    The run's config.json names the base model; <run>/model holds either a full checkpoint or a peft adapter
-    (adapter_config.json), which is loaded onto the base and merged.
-    """
-    run_dir = Path(run_dir)
-    saved = run_dir / "model"
-    if not (run_dir / "config.json").is_file() or not saved.is_dir():
-        raise UserError(f"--run {run_dir}: not a finished training run (needs config.json and model/); "
-                        f"train with save_model: true")
-    if (saved / "adapter_config.json").is_file():
-        from peft import PeftModel
-
-        base_name = json.loads((run_dir / "config.json").read_text())["model"]
-        base, tokenizer = load_model(base_name, dtype=dtype, device=device)
-        return PeftModel.from_pretrained(base, saved).merge_and_unload(), tokenizer
-    return load_model(str(saved), dtype=dtype, device=device)

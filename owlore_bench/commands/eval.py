@@ -91,8 +91,9 @@ def apply_model_args(args) -> None:
 
 def run(args) -> int:
     from owlore_bench.evaluation.harness import check_tasks, evaluate_model
-    from owlore_bench.models import load_model, load_trained
+    from owlore_bench.models import load_model
     from owlore_bench.results import write_json_atomic
+    from owlore_bench.train.run import load_trained
 
     apply_model_args(args)
     tasks = parse_task_list(args.tasks)

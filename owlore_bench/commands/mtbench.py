@@ -111,10 +111,11 @@ def default_model_id(model: str, run_dir: str | None) -> str:
 
 
 def run_answer(args) -> int:
-    from owlore_bench.models import load_model, load_trained
+    from owlore_bench.models import load_model
     from owlore_bench.mtbench.generate import generate_answers, meta_path, resolve_prompt_format
     from owlore_bench.mtbench.questions import load_questions
     from owlore_bench.results import read_json
+    from owlore_bench.train.run import load_trained
 
     _at_least_one(limit=args.limit, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
     out = output_folder(args.out)

@@ -7,6 +7,7 @@ Under torchrun every rank trains; only rank 0 writes these files (owlore_bench/t
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -92,3 +93,21 @@ def finish_run(out_dir: Path, summary: dict[str, Any]) -> None:
         return
     for suffix in ("", ".old", ".saving"):
         shutil.rmtree(out_dir / f"checkpoint{suffix}", ignore_errors=True)
+
+
+def load_trained(run_dir: str | Path, dtype: str = "auto", device: str = "auto") -> tuple[Any, Any]:
+    """(model, tokenizer) of a finished training run folder, ready to evaluate.
+
+    The run's config.json names the method and the base model; the method reads back what its save_trained
+    wrote to <run>/model (Method.load_trained) and prepares it for evaluation (Method.for_eval, e.g. LoRA
+    merged), so a third-party method with its own saved format evaluates from its run folder too.
+    """
+    run_dir = Path(run_dir)
+    saved = run_dir / "model"
+    if not (run_dir / "config.json").is_file() or not saved.is_dir():
+        raise UserError(f"--run {run_dir}: not a finished training run (needs config.json and model/); "
+                        f"train with save_model: true")
+    config = json.loads((run_dir / "config.json").read_text())
+    method = build_method(config["method"], config.get("method_config") or {})
+    model, tokenizer = method.load_trained(saved, config["model"], dtype, device)
+    return method.for_eval(model), tokenizer
