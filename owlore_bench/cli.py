@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import traceback
 
 from owlore_bench import __version__
 from owlore_bench.errors import UserError
@@ -16,6 +18,7 @@ EXAMPLES = """examples:
   owlore-bench COMMAND --help                  # each command's options and examples
 """
 
+DEBUG_ENV = "OWLORE_BENCH_DEBUG"  # set (e.g. =1): a one-line error also prints its traceback and cause
 COMMANDS = ["methods", "train", "run", "fetch", "report", "eval", "memory", "outliers", "mtbench"]
 
 
@@ -45,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except UserError as error:
+        if os.environ.get(DEBUG_ENV):  # the whole chain, for a bug report: what caused the one-line error
+            traceback.print_exc()
         print(f"owlore-bench: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -73,9 +73,9 @@ def _checkpoint_path(name: str) -> str:
 
     try:
         return snapshot_download(name, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt"])
-    except Exception as error:  # offline, unknown repo, gated: all one line for the user
+    except OSError as error:  # huggingface_hub's errors (offline, unknown repo, gated, HTTP) are all OSErrors
         raise UserError(f"model '{name}' could not be fetched from the HF hub ({type(error).__name__}); "
-                        f"pass a local checkpoint folder or a built-in ({', '.join(BUILTIN_MODELS)})") from None
+                        f"pass a local checkpoint folder or a built-in ({', '.join(BUILTIN_MODELS)})") from error
 
 
 def smollm2_checkpoint() -> Path:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import TINY_RECORDS
+from conftest import TINY_RECORDS, run_cli
 
 from owlore_bench.cli import main
 
@@ -153,3 +153,12 @@ def test_a_third_party_method_with_its_own_saved_format_evaluates_from_its_run_f
         assert calls == ["for_eval"]
     finally:
         _METHODS.pop("state_dict_only", None)
+
+
+def test_a_one_line_error_keeps_its_cause_for_owlore_bench_debug(tmp_path, tiny_data):
+    args = ["train", "--method", "lora", "--model", "no-org/no-such-model", "--data", str(tiny_data), "--out", "o"]
+    quiet = run_cli(*args, cwd=tmp_path, env={"HF_HUB_OFFLINE": "1"})
+    assert quiet.returncode == 2 and "Traceback" not in quiet.stderr
+    loud = run_cli(*args, cwd=tmp_path, env={"HF_HUB_OFFLINE": "1", "OWLORE_BENCH_DEBUG": "1"})
+    assert loud.returncode == 2 and "Traceback" in loud.stderr
+    assert quiet.stderr.strip().splitlines()[-1] == loud.stderr.strip().splitlines()[-1]

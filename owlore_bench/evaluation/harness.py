@@ -139,8 +139,9 @@ def _build_tasks(tasks: list[str], with_hub_tasks: bool) -> list[Any]:
             loaded = manager.load(list(tasks))
     except UserError:
         raise
-    except Exception as error:  # noqa: BLE001 - dataset download / config errors of any kind: one line
-        raise UserError(_load_failure_line(tasks, with_hub_tasks, error)) from None
+    except Exception as error:  # noqa: BLE001 - lm-eval raises many kinds here (datasets, hub, YAML, KeyError):
+        # one line for the user; the cause stays chained (OWLORE_BENCH_DEBUG=1 prints it)
+        raise UserError(_load_failure_line(tasks, with_hub_tasks, error)) from error
     return [loaded["groups"].get(name) or loaded["tasks"].get(name) or name for name in tasks]
 
 

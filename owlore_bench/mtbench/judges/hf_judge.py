@@ -58,9 +58,11 @@ class HFJudge(Judge):
         if self.prompt_format == PLAIN_FORMAT:
             return self.tokenizer(f"{system}\n\n{user}{self.prefill}", add_special_tokens=True)["input_ids"]
         messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        from jinja2 import TemplateError
+
         try:
             text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        except Exception:  # jinja2 TemplateError: this template has no system role
+        except TemplateError:  # this template has no system role (it raises from its own template code)
             messages = [{"role": "user", "content": f"{system}\n\n{user}"}]
             text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         return self.tokenizer(text + self.prefill, add_special_tokens=False)["input_ids"]
