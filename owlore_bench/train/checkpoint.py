@@ -71,8 +71,22 @@ def load_checkpoint(folder: Path, *, model: torch.nn.Module, optimizer: torch.op
             parameters[name].copy_(value)
     method.load_state_dict(state["method"])
     optimizer.load_state_dict(state["optimizer"])
+    move_state_objects(optimizer)
     scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["torch_rng"])
     if state["cuda_rng"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
     return state["step"], state["elapsed_s"]
+
+
+def move_state_objects(optimizer: torch.optim.Optimizer) -> None:
+    """Put the tensors held by objects inside the optimizer state (GaLore's GaLoreProjector.ortho_matrix) on
+    their parameter's device and dtype. Optimizer.load_state_dict moves only tensors stored directly in the
+    state; a projector loaded with map_location="cpu" would otherwise multiply a CPU matrix with a CUDA
+    gradient (galore-torch 1.0 creates ortho_matrix in the gradient's device and dtype)."""
+    for param, param_state in optimizer.state.items():
+        for value in param_state.values():
+            for name, held in list(vars(value).items()) if hasattr(value, "__dict__") else ():
+                if isinstance(held, torch.Tensor):
+                    dtype = param.dtype if held.is_floating_point() else held.dtype
+                    setattr(value, name, held.to(device=param.device, dtype=dtype))
