@@ -61,15 +61,88 @@ def test_category_temperatures_are_fastchats(tiny, tmp_path, spy):
         assert by_question == FASTCHAT_TEMPERATURES
 
 
-def test_below_1e_4_decoding_is_greedy_above_it_samples_from_the_rows_generator():
+def test_below_1e_4_decoding_is_greedy_above_it_samples_from_the_rows_generator(tiny):
+    model, _ = tiny
     logits = torch.tensor([[0.0, 1.0, 0.5, 0.9]] * 2)
+    sequences = [torch.tensor([1, 2])] * 2
+
+    def pick(temperatures, generators):
+        processors = [generate.generation_processors(model, temp, 4, 2) for temp in temperatures]
+        return _pick_tokens(logits, sequences, temperatures, generators, processors)
+
     # a None generator would fail if it were sampled from: 5e-5 must be greedy
-    assert _pick_tokens(logits, [5e-5, 0.0], [None, None], []).tolist() == [1, 1]
+    assert pick([5e-5, 0.0], [None, None]).tolist() == [1, 1]
+
     def draw(seed):
-        return _pick_tokens(logits, [0.0, 5.0], [None, torch.Generator().manual_seed(seed)], [])[1].item()
+        return pick([0.0, 5.0], [None, torch.Generator().manual_seed(seed)])[1].item()
 
     draws, again = [draw(seed) for seed in range(40)], [draw(seed) for seed in range(40)]
     assert draws == again and len(set(draws)) > 1  # seeded, and really sampled at temperature 5
+
+
+def _what_generate_builds(model, **generate_kwargs):
+    """The LogitsProcessorList model.generate builds for these arguments (captured from inside generate)."""
+    built = []
+    real = model._get_logits_processor
+
+    def capture(*args, **kwargs):
+        built.append(real(*args, **kwargs))
+        return built[-1]
+
+    model._get_logits_processor = capture
+    try:
+        model.generate(torch.tensor([[1, 2, 3]]), max_new_tokens=2, pad_token_id=0, **generate_kwargs)
+    finally:
+        del model._get_logits_processor
+    return built[0]
+
+
+def _describe(processors):
+    return [(type(p).__name__, {k: v for k, v in vars(p).items() if isinstance(v, (int, float, bool))})
+            for p in processors]
+
+
+@pytest.mark.parametrize("settings", [{}, {"repetition_penalty": 1.3, "no_repeat_ngram_size": 2, "top_p": 0.9}],
+                         ids=["defaults", "model-config"])
+@pytest.mark.parametrize("temperature", [0.0, 0.7])
+def test_the_processors_are_the_ones_generate_builds(temperature, settings):
+    model, _ = tiny_llama(seed=5)
+    for key, value in settings.items():
+        setattr(model.generation_config, key, value)
+    ours = generate.generation_processors(model, temperature, max_new_tokens=2, prompt_length=3)
+    theirs = _what_generate_builds(model, do_sample=temperature >= 1e-4, temperature=temperature)
+    assert _describe(ours) == _describe(theirs)
+    if temperature:  # FastChat's sampled categories keep 50 logits (transformers' default top_k)
+        assert ("TopKLogitsWarper", {"top_k": 50, "filter_value": float("-inf"), "min_tokens_to_keep": 1}) in \
+            _describe(ours)
+
+
+def test_greedy_equals_generate_token_for_token_with_the_models_own_processors(tmp_path):
+    model, tokenizer = tiny_llama(seed=5)
+    model.eval()
+    model.generation_config.repetition_penalty = 1.5  # visible in a greedy decode: generate applies it
+    model.generation_config.no_repeat_ngram_size = 2
+    prompts = [tokenizer(text)["input_ids"] for text in ("Hello there", "A much longer prompt than the first")]
+    options = dict(temperatures=[0.0, 0.0], generators=[None, None], max_new_tokens=16, stop_ids=set(),
+                   pad_id=tokenizer.pad_token_id)
+    batched = decode_batch(model, prompts, **options)
+    for row, prompt in enumerate(prompts):
+        reference = model.generate(torch.tensor([prompt]), do_sample=False, max_new_tokens=16, eos_token_id=None,
+                                   pad_token_id=tokenizer.pad_token_id)[0, len(prompt):].tolist()
+        alone = decode_batch(model, [prompt], **{**options, "temperatures": [0.0], "generators": [None]})[0]
+        assert batched[row] == alone == reference
+
+
+def test_sampled_tokens_always_fall_in_the_top_k(tiny):
+    model, tokenizer = tiny
+    prompt = tokenizer("Once upon a time")["input_ids"]
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([prompt])).logits[0, -1]
+    allowed = set(logits.topk(50).indices.tolist())
+    draws = {decode_batch(model, [prompt], temperatures=[5.0], generators=[torch.Generator().manual_seed(seed)],
+                          max_new_tokens=1, stop_ids=set(), pad_id=tokenizer.pad_token_id)[0][0]
+             for seed in range(300)}
+    assert draws <= allowed and len(draws) > 20  # at temperature 5 the whole vocabulary (259) would show up
 
 
 def test_turn_two_sees_turn_one(tiny, tmp_path, spy):

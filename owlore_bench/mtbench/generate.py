@@ -6,6 +6,8 @@ turn 2 is prompted with turn 1's question and (stripped) answer in context; an a
 decoded without special tokens and stripped. Beyond FastChat: questions are decoded in left-padded batches, and
 each (question, turn) samples from its own torch.Generator seeded from (seed, question_id, turn), so an answer
 does not depend on which other questions share its batch, nor on a resume.
+Each token is picked with the logits processors `model.generate` would build for FastChat's call (the model's
+generation_config filled with transformers' defaults, so top_k 50 applies when sampling; generation_processors).
 
 Prompt formats (recorded in answers.meta.json beside the answers):
 - "chat": the tokenizer's chat template (user/assistant messages, generation prompt appended);
@@ -91,29 +93,30 @@ def _seed_for(seed: int, question_id: int, turn: int) -> int:
     return zlib.crc32(f"{seed}:{question_id}:{turn}".encode())
 
 
-def _pick_tokens(logits: torch.Tensor, temperatures: list[float], generators: list[torch.Generator | None],
-                 warpers: list[Any]) -> torch.Tensor:
-    """Next token per row: argmax below GREEDY_BELOW, else a sample at the row's temperature (after the model's
-    configured top-k/top-p, as HF generate would apply) drawn from the row's own generator."""
-    picked = logits.argmax(dim=-1)
+def generation_processors(model: Any, temperature: float, max_new_tokens: int, prompt_length: int) -> Any:
+    """The LogitsProcessorList that `model.generate(do_sample=temperature >= 1e-4, temperature=temperature,
+    max_new_tokens=...)` (FastChat's call) builds: the model's generation_config filled with transformers'
+    defaults exactly as generate fills them (top_k 50 where neither sets it), then generate's own builder, so
+    repetition_penalty, min_p, typical_p, no_repeat_ngram_size and the sampling warpers all apply."""
+    config, _ = model._prepare_generation_config(None, do_sample=temperature >= GREEDY_BELOW,
+                                                 temperature=temperature, max_new_tokens=max_new_tokens)
+    return model._get_logits_processor(config, input_ids_seq_length=prompt_length,
+                                       device=next(model.parameters()).device)
+
+
+def _pick_tokens(logits: torch.Tensor, sequences: list[torch.Tensor], temperatures: list[float],
+                 generators: list[torch.Generator | None], processors: list[Any]) -> torch.Tensor:
+    """Next token per row, as generate picks it: the row's processors applied to its logits given the row's
+    own tokens so far (prompt + answer, no padding: what the row would see alone); then argmax below
+    GREEDY_BELOW, else a sample from the softmax drawn with the row's own generator."""
+    picked = torch.empty(len(temperatures), dtype=torch.long, device=logits.device)
     for row, temperature in enumerate(temperatures):
+        scores = processors[row](sequences[row][None, :], logits[row: row + 1])
         if temperature < GREEDY_BELOW:
-            continue
-        scores = logits[row: row + 1] / temperature
-        for warper in warpers:
-            scores = warper(None, scores)
-        probs = torch.softmax(scores, dim=-1)
-        picked[row] = torch.multinomial(probs[0], 1, generator=generators[row])[0]
+            picked[row] = scores[0].argmax()
+        else:
+            picked[row] = torch.multinomial(torch.softmax(scores[0], dim=-1), 1, generator=generators[row])[0]
     return picked
-
-
-def _sampling_warpers(model: Any) -> list[Any]:
-    from transformers.generation import TopKLogitsWarper, TopPLogitsWarper
-
-    config = getattr(model, "generation_config", None)
-    top_k, top_p = getattr(config, "top_k", None), getattr(config, "top_p", None)
-    warpers = [TopKLogitsWarper(top_k)] if top_k else []
-    return warpers + ([TopPLogitsWarper(top_p)] if top_p is not None and top_p < 1.0 else [])
 
 
 def _left_padded(prompts: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -162,12 +165,16 @@ def decode_batch(model: Any, prompts: list[list[int]], *, temperatures: list[flo
     # Real tokens count from 0 in every row. (RoPE models would not notice a shift, as attention sees only relative
     # positions; models with absolute position embeddings would.) The mask is what keeps padding out.
     positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
-    options, warpers = _cache_options(model), _sampling_warpers(model)
+    options = _cache_options(model)
+    processors = [generation_processors(model, temperature, max_new_tokens, len(prompt))
+                  for temperature, prompt in zip(temperatures, prompts)]
+    sequences = [torch.tensor(prompt, dtype=torch.long, device=device) for prompt in prompts]
     outputs: list[list[int]] = [[] for _ in prompts]
     finished = [False] * len(prompts)
     for _ in range(max_new_tokens):
         out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **options)
-        tokens = _pick_tokens(out.logits[:, -1, :].float(), temperatures, generators, warpers)
+        tokens = _pick_tokens(out.logits[:, -1, :].float(), sequences, temperatures, generators, processors)
+        sequences = [torch.cat([sequence, token[None]]) for sequence, token in zip(sequences, tokens)]
         for row, token in enumerate(tokens.tolist()):  # .tolist() is a device sync: one per step
             if finished[row]:
                 continue
