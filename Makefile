@@ -10,7 +10,7 @@ CONSTRAINTS ?= constraints/cpu.txt
 PIP_CONSTRAINT_ARG := $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
 BIN := $(VENV)/bin
 
-.PHONY: install quickstart test test-fast lint benchmark clean
+.PHONY: install quickstart test test-fast lint benchmark docs docs-serve clean
 
 install: $(VENV)/.installed
 
@@ -41,6 +41,14 @@ lint: install
 
 benchmark: install
 	$(BIN)/python -m pytest benchmarks -q -s --benchmark-disable-gc
+
+# The documentation site (MkDocs, mkdocs.yml): docs builds it into site/ and fails on any warning (a broken link or
+# anchor, a docstring mkdocstrings cannot read); docs-serve serves it with live reload at http://127.0.0.1:8000.
+docs: install
+	$(BIN)/mkdocs build --strict
+
+docs-serve: install
+	$(BIN)/mkdocs serve
 
 clean:
 	rm -rf $(VENV) .pytest_cache .benchmarks .tox .ruff_cache build
