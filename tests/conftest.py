@@ -46,6 +46,15 @@ def shared_data() -> Path:
 
 
 @pytest.fixture
+def shared_commonsense(shared_data: Path) -> Path:
+    """The LLM-Adapters commonsense folder of the benchmark data (skips when that folder is absent)."""
+    folder = shared_data / "commonsense"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is absent (set OWLORE_BENCH_DATA to the benchmark data folder)")
+    return folder
+
+
+@pytest.fixture
 def isolated_cache(tmp_path: Path, monkeypatch) -> Path:
     cache = tmp_path / "cache"
     monkeypatch.setenv("OWLORE_BENCH_CACHE", str(cache))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -11,8 +10,6 @@ from hypothesis import strategies as st
 
 from owlore_bench.datasets.commonsense import RecordError, parse_record, parse_records
 from owlore_bench.evaluation.local_tasks import commonsense_docs
-
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "commonsense"
 
 
 def record(intro: str, question: str, marker: str, options: list[str], gold: int, sep: str = " ") -> dict:
@@ -100,11 +97,10 @@ def test_parse_recovers_generated_records(options, marker, question, data):
     assert parsed.question == question
 
 
-@pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data/commonsense not present (benchmark data folder)")
 @pytest.mark.parametrize("folder", ["boolq", "piqa", "social_i_qa", "ARC-Easy", "ARC-Challenge", "openbookqa"])
-def test_every_shared_record_parses(folder):
+def test_every_shared_record_parses(shared_commonsense, folder):
     for name in ("test.json", "train.json"):
-        path = DATA / folder / name
+        path = shared_commonsense / folder / name
         if path.is_file():
             records = json.loads(path.read_text())
             parsed, failures = parse_records(records)

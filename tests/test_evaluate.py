@@ -167,13 +167,11 @@ def test_cli_hub_task_without_network_is_one_line(tmp_path):
     assert len(done.stderr.strip().splitlines()) == 1
 
 
-SHARED = REPO.parent / "shared" / "data" / "commonsense"
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data/commonsense not present (benchmark data folder)")
-def test_smollm2_zero_shot_is_above_chance():
+def test_smollm2_zero_shot_is_above_chance(shared_data, shared_commonsense, monkeypatch):
     from owlore_bench.models import load_model
+
+    monkeypatch.setenv(DATA_ENV, str(shared_data))  # the local tasks read the same data root the fixture found
 
     model, tokenizer = load_model("smollm2-135m", device="cpu")
     # 120 questions a task keep this the suite's longest test under ~2 min on 2 cores; at 200 the README's

@@ -1,7 +1,9 @@
-"""GaLore parameter groups and state shapes, the per-matrix rank clamp, and loss falling for the new methods."""
+"""GaLore parameter groups and state shapes, the per-matrix rank clamp, one step against a hand-computed projected
+Adam update, and loss falling for the new methods."""
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import pytest
@@ -85,6 +87,55 @@ def test_layer_sampling_with_low_rank_gives_galore_state_only_to_sampled_layers(
     projected = [p for p, state in optimizer.state.items() if "projector" in state]
     assert len(projected) == 2 * 7
     assert all(min(optimizer.state[p]["exp_avg"].shape) == 8 for p in projected)
+
+
+def hand_computed_galore_step(weight: torch.Tensor, grad: torch.Tensor, *, rank: int, scale: float, lr: float,
+                              weight_decay: float, betas=(0.9, 0.999), eps: float = 1e-6) -> torch.Tensor:
+    """The weight after GaLore's first AdamW step, in float64 from the SVD up, without galore-torch.
+
+    proj_type std: a matrix with rows >= cols is projected on the right (P = first `rank` rows of Vᵀ, low-rank
+    gradient G Pᵀ, m x r), else on the left (P = first `rank` columns of U, Pᵀ G, r x n). Adam at step 1 on the
+    low-rank gradient R: m = (1 - β1) R, v = (1 - β2) R², update m / (√v + ε) with the bias-corrected step size
+    lr · √(1 - β2¹) / (1 - β1¹); projected back, times `scale`; then decoupled weight decay on the new weight.
+    """
+    beta1, beta2 = betas
+    weight, grad = weight.double(), grad.double()
+    left, _, right_t = torch.linalg.svd(grad, full_matrices=False)
+    if grad.shape[0] >= grad.shape[1]:
+        projector = right_t[:rank, :]                      # r x n
+        low_rank = grad @ projector.T                      # m x r
+    else:
+        projector = left[:, :rank]                         # m x r
+        low_rank = projector.T @ grad                      # r x n
+    exp_avg = (1 - beta1) * low_rank
+    exp_avg_sq = (1 - beta2) * low_rank * low_rank
+    normalized = exp_avg / (exp_avg_sq.sqrt() + eps)
+    step_size = lr * math.sqrt(1 - beta2) / (1 - beta1)
+    back = normalized @ projector if grad.shape[0] >= grad.shape[1] else projector @ normalized
+    updated = weight - step_size * scale * back
+    return updated - lr * weight_decay * updated
+
+
+@pytest.mark.parametrize("shape", [(8, 6), (6, 8)])  # tall: right projection; wide: left projection
+def test_one_step_on_one_matrix_is_the_hand_computed_projected_adam_update(shape):
+    rows, cols = shape
+    rank, scale, lr, weight_decay = 2, 0.25, 1e-2, 0.1
+    generator = torch.Generator().manual_seed(0)
+    model = torch.nn.ModuleDict({"mlp": torch.nn.Linear(cols, rows, bias=False)})  # "mlp": a GaLore target
+    weight = model["mlp"].weight
+    with torch.no_grad():
+        weight.copy_(torch.randn(shape, generator=generator))
+    grad = torch.randn(shape, generator=generator)
+    initial = weight.detach().clone()
+    method = build_method("galore", {"rank": rank, "scale": scale, "update_proj_gap": 10, "proj_type": "std"})
+    optimizer = method.build_optimizer(method.prepare(model), lr=lr, weight_decay=weight_decay)
+    weight.grad = grad.clone()
+    optimizer.step()
+    expected = hand_computed_galore_step(initial, grad, rank=rank, scale=scale, lr=lr, weight_decay=weight_decay)
+    assert tuple(optimizer.state[weight]["exp_avg"].shape) == ((rows, rank) if rows >= cols else (rank, cols))
+    # float32 step vs float64 reference: the weights are O(1) and the update O(lr); 1e-6 absolute is ~10 ulp.
+    torch.testing.assert_close(weight.detach().double(), expected, rtol=0, atol=1e-6)
+    assert (weight.detach() - initial).abs().max() > 1e-3  # the step moved the weight: the comparison is not empty
 
 
 @pytest.mark.parametrize("name, overrides", [

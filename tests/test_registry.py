@@ -11,10 +11,22 @@ import pytest
 from owlore_bench import registry
 from owlore_bench.errors import UserError
 
+# Every @register_method in methods/*.py, and nothing else: a method lost from (or slipped into) the registry fails.
+BUILTIN_METHODS = {"full_ft", "galore", "lisa", "lora", "owlore", "owlore_fullrank"}
+
+
+def test_builtin_methods_are_exactly_the_methods_folder():
+    methods = registry.available_methods()
+    builtin = {name for name, cls in methods.items() if cls.__module__.startswith("owlore_bench.methods.")}
+    assert builtin == BUILTIN_METHODS
+    plugins = {entry.name for entry in registry.entry_points(group=registry.ENTRY_POINT_GROUP)}  # none in a dev venv
+    assert set(methods) == BUILTIN_METHODS | plugins
+    assert list(methods) == sorted(methods)
+
 
 def test_builtin_methods_are_registered_with_descriptions_and_config_defaults():
     methods = registry.available_methods()
-    assert {"full_ft", "lora"} <= set(methods)
+    assert BUILTIN_METHODS <= set(methods)
     for name, cls in methods.items():
         assert cls.name == name
         assert cls.description(), f"{name} has no one-line description"

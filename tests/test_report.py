@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -33,6 +34,19 @@ SEEDS = {
 }
 TRAINABLE = {"base": 0, "full_ft": 134_515_008, "lora": 4_884_480, "owlore": 9_000_000}
 OUTLIER_RATIOS = [1.5, 4.0, 2.5, 0.5]
+MEMORY_SHARES = {"weights": 0.4, "gradients": 0.2, "optimizer": 0.3, "activations": 0.1}  # of the peak total
+
+
+STEPS = 4
+
+
+def loss_at(step: int, seed: int) -> float:
+    return 2.0 / (step + 1) + 0.01 * seed
+
+
+def active_at(step: int, seed: int) -> list[int]:
+    """owlore's logged active layers (2 of 4) at `step` of seed `seed`."""
+    return [step % 4, (step + seed) % 4]
 
 
 def _write(path: Path, data) -> None:
@@ -50,17 +64,17 @@ def write_run(experiment_dir: Path, label: str, seed: int, numbers, status: str 
                "steps": 4, "final_loss": 1.0, "trainable_params": TRAINABLE.get(label, 1000),
                "tokens_per_s": tokens_per_s, "wall_s": 1.0, "method_info": {}}
     if peak is not None:
-        parts = {"weights": 0.4 * peak, "gradients": 0.2 * peak, "optimizer": 0.3 * peak, "activations": 0.1 * peak}
-        summary |= {f"peak_mem_{k}_bytes": int(v) for k, v in parts.items()} | {"peak_mem_total_bytes": int(peak)}
+        summary |= {f"peak_mem_{k}_bytes": int(share * peak) for k, share in MEMORY_SHARES.items()}
+        summary["peak_mem_total_bytes"] = int(peak)
     if method == "owlore":
         total = sum(OUTLIER_RATIOS)
         summary["method_info"] = {"outlier_ratios": OUTLIER_RATIOS,
                                   "layer_probabilities": [r / total for r in OUTLIER_RATIOS]}
     _write(run_dir / "summary.json", summary)
     if method != "base":
-        metrics = [{"step": step, "loss": 2.0 / (step + 1) + 0.01 * seed, "lr": 1e-4, "tokens": 100,
-                    **({"active_layers": [step % 4, (step + seed) % 4]} if method == "owlore" else {})}
-                   for step in range(4)]
+        metrics = [{"step": step, "loss": loss_at(step, seed), "lr": 1e-4, "tokens": 100,
+                    **({"active_layers": active_at(step, seed)} if method == "owlore" else {})}
+                   for step in range(STEPS)]
         (run_dir / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in metrics))
     if status == "ok":
         rows = [{"task": "boolq", "metric": "acc", "value": boolq, "stderr": 0.01, "n": 100, "num_fewshot": shots},
@@ -264,6 +278,100 @@ def test_every_plot_is_a_png(experiment: Path, tmp_path: Path):
     for path in paths:
         data = path.read_bytes()
         assert data[:8] == PNG_SIGNATURE and len(data) > 2000
+
+
+@pytest.fixture
+def figures(monkeypatch) -> dict:
+    """file name → the matplotlib Figure each plot function hands to plots._save (which still writes the PNG)."""
+    from owlore_bench.reporting import plots
+
+    captured = {}
+    save = plots._save
+
+    def capture(figure, path):
+        captured[Path(path).name] = figure
+        return save(figure, path)  # savefig also draws: tick labels are final afterwards
+
+    monkeypatch.setattr(plots, "_save", capture)
+    return captured
+
+
+def plotted(experiment: Path, tmp_path: Path, figures: dict) -> tuple[pd.DataFrame, dict]:
+    results = load_results([experiment])
+    table = table_from_results(results)
+    write_plots(results, table, tmp_path / "plots")
+    return table, figures
+
+
+def memory_rows(table: pd.DataFrame) -> list[str]:
+    """The rows with a stored memory ledger, in table order (base has none)."""
+    return [label for label in table.index if all(numbers[3] is not None for numbers in SEEDS[label].values())]
+
+
+def test_memory_bars_are_the_per_category_means_and_stack_to_the_table_peak(experiment, tmp_path, figures):
+    table, figures = plotted(experiment, tmp_path, figures)
+    axes = figures["memory.png"].axes[0]
+    names = [label.get_text() for label in axes.get_xticklabels()]
+    assert names == memory_rows(table) == ["full_ft", "owlore", "lora"]
+    bars = {container.get_label(): container for container in axes.containers}
+    assert list(bars) == list(MEMORY_SHARES)  # one bar series per ledger category, in ledger order
+    stacked = [0.0] * len(names)
+    for category, share in MEMORY_SHARES.items():
+        for index, (name, patch) in enumerate(zip(names, bars[category].patches)):
+            per_seed = [int(share * numbers[3]) for numbers in SEEDS[name].values()]
+            assert patch.get_height() == pytest.approx(statistics.mean(per_seed) / GIB, rel=1e-9), (category, name)
+            assert patch.get_y() == pytest.approx(stacked[index], rel=1e-9, abs=1e-12)  # stacked on the ones below
+            stacked[index] += patch.get_height()
+    for index, name in enumerate(names):  # the shares add up to the total: the stack top is the table's peak
+        assert stacked[index] == pytest.approx(table.loc[name, ("peak_mem_bytes", "mean")] / GIB, rel=1e-6)
+    totals = axes.collections[0].get_offsets()[:, 1]  # the "peak total" markers
+    assert list(totals) == pytest.approx([table.loc[name, ("peak_mem_bytes", "mean")] / GIB for name in names])
+    assert axes.get_ylabel() == "GiB"
+
+
+def test_loss_plot_has_one_mean_curve_per_trained_method(experiment, tmp_path, figures):
+    table, figures = plotted(experiment, tmp_path, figures)
+    axes = figures["loss.png"].axes[0]
+    trained = [label for label in table.index if label != "base"]  # base has no metrics.jsonl
+    assert sorted(trained) == sorted(label for label in SEEDS if label != "base")
+    assert [line.get_label() for line in axes.lines] == trained
+    for line, label in zip(axes.lines, trained):
+        assert list(line.get_xdata()) == list(range(STEPS))
+        expected = [statistics.mean(loss_at(step, seed) for seed in SEEDS[label]) for step in range(STEPS)]
+        assert list(line.get_ydata()) == pytest.approx(expected), label
+    assert (axes.get_xlabel(), axes.get_ylabel()) == ("step", "training loss")
+    assert [text.get_text() for text in axes.get_legend().get_texts()] == trained
+
+
+def test_pareto_points_are_the_table_memory_and_avg(experiment, tmp_path, figures):
+    table, figures = plotted(experiment, tmp_path, figures)
+    axes = figures["pareto.png"].axes[0]
+    names = memory_rows(table)
+    points = axes.containers[0].lines[0]  # the errorbar's data line
+    assert list(points.get_xdata()) == pytest.approx([table.loc[n, ("peak_mem_bytes", "mean")] / GIB for n in names])
+    assert list(points.get_ydata()) == pytest.approx([table.loc[n, ("Avg", "mean")] for n in names])
+    lines = {line.get_label(): line for line in axes.lines}
+    front = pareto_front([(n, table.loc[n, ("peak_mem_bytes", "mean")], table.loc[n, ("Avg", "mean")])
+                          for n in names])
+    assert list(lines["Pareto front"].get_ydata()) == pytest.approx([table.loc[n, ("Avg", "mean")] for n in front])
+    assert list(lines["base (no fine-tuning)"].get_ydata()) == pytest.approx([table.loc["base", ("Avg", "mean")]] * 2)
+    assert (axes.get_xlabel(), axes.get_ylabel()) == ("peak memory (GiB)", "Avg accuracy (%)")
+
+
+def test_outlier_and_active_layer_plots_show_the_stored_numbers(experiment, tmp_path, figures):
+    _, figures = plotted(experiment, tmp_path, figures)
+    bars_axes, probability_axes = figures["outliers_owlore.png"].axes[:2]
+    assert [patch.get_height() for patch in bars_axes.containers[0].patches] == pytest.approx(OUTLIER_RATIOS)
+    probabilities = probability_axes.lines[0].get_ydata()
+    assert list(probabilities) == pytest.approx([r / sum(OUTLIER_RATIOS) for r in OUTLIER_RATIOS])
+    assert (bars_axes.get_xlabel(), bars_axes.get_ylabel()) == ("layer", "outlier ratio (%)")
+    image = figures["active_layers_owlore.png"].axes[0].images[0].get_array()
+    seeds = list(SEEDS["owlore"])
+    expected = [[sum(layer in active_at(step, seed) for seed in seeds) / len(seeds) for step in range(STEPS)]
+                for layer in range(len(OUTLIER_RATIOS))]
+    np.testing.assert_allclose(image, expected)
+    assert set(figures) == {"loss.png", "memory.png", "pareto.png", "outliers_owlore.png",
+                            "active_layers_owlore.png"}
 
 
 def test_cli_writes_tables_and_plots_and_rejects_empty_dirs(experiment: Path, tmp_path: Path):

@@ -14,8 +14,6 @@ from owlore_bench.evaluation.harness import COMMONSENSE, evaluate_model, task_ma
 from owlore_bench.evaluation.local_tasks import mmlu_docs
 from owlore_bench.paths import DATA_ENV, tasks_dir
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
 
 def test_every_local_task_is_registered():
     names = set(task_manager(False).all_tasks)

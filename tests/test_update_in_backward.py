@@ -108,13 +108,25 @@ def test_incompatible_settings_get_one_line(tmp_path, tiny_data, settings, named
     assert not (out / "metrics.jsonl").exists()  # refused before any training
 
 
-def test_train_cli_with_update_in_backward(tmp_path, tiny_data):
-    out = tmp_path / "run"
+def cli_run(tmp_path, tiny_data, update_in_backward: bool) -> tuple[dict, dict]:
+    """(summary.json, config.json) of a 3-step owlore CLI run of tiny-llama, with or without the flag."""
+    out = tmp_path / f"run-{'in-backward' if update_in_backward else 'normal'}"
     result = run_cli("train", "--method", "owlore", "--model", "tiny-llama", "--data", str(tiny_data), "--steps", "3",
                      "--max-length", "64", "--template", "plain", "--out", str(out),
-                     "--set", "train.update_in_backward=true", "--set", "train.grad_clip=0",
+                     "--set", f"train.update_in_backward={str(update_in_backward).lower()}",
+                     "--set", "train.grad_clip=0",
                      "--set", "method.gamma=1", "--set", "method.rank=4", "--set", "method.sampling=uniform")
     assert result.returncode == 0, result.stderr
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["status"] == "ok" and summary["steps"] == 3
-    assert json.loads((out / "config.json").read_text())["train"]["update_in_backward"] is True
+    return json.loads((out / "summary.json").read_text()), json.loads((out / "config.json").read_text())
+
+
+def test_train_cli_with_update_in_backward_lowers_the_gradient_peak(tmp_path, tiny_data):
+    in_backward, config = cli_run(tmp_path, tiny_data, update_in_backward=True)
+    assert in_backward["status"] == "ok" and in_backward["steps"] == 3
+    assert config["train"]["update_in_backward"] is True
+    normal, config = cli_run(tmp_path, tiny_data, update_in_backward=False)
+    assert normal["status"] == "ok" and config["train"]["update_in_backward"] is False
+    assert 0 < in_backward["peak_mem_gradients_bytes"] < normal["peak_mem_gradients_bytes"], (in_backward, normal)
+    # the same parameters train and the same optimizer state is held: only the gradient peak moves
+    assert in_backward["trainable_params"] == normal["trainable_params"]
+    assert in_backward["peak_mem_optimizer_bytes"] == normal["peak_mem_optimizer_bytes"]
