@@ -210,7 +210,7 @@ def _fake_step(config, method_name: str, method_config: dict[str, Any], batch_si
             # materialised; a real unpadded batch skips it, and so does this.
             loss = model(input_ids=input_ids, labels=input_ids).loss
         if update_in_backward:
-            with StepInBackward(optimizer, on_gradient=ledger.after_backward):  # after on_step_start, as the loop
+            with StepInBackward(optimizer, on_gradient=ledger.after_gradient):  # after on_step_start, as the loop
                 loss.backward()
         else:
             loss.backward()

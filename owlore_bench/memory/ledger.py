@@ -204,6 +204,14 @@ class MemoryLedger:
         if self.enabled:
             self._step["gradients"] = max(self._step["gradients"], gradient_bytes(self.model))
 
+    def after_gradient(self, param: torch.nn.Parameter) -> None:
+        """Inside an update_in_backward hook: only `param`'s gradient is alive (each earlier one was freed by
+        its own hook), so the live gradient bytes are its storage's. O(1) per hook: walking every .grad here
+        made a step quadratic in the parameter count. after_backward, once per step, still sees any gradient
+        of a parameter the optimizer does not hold."""
+        if self.enabled and param.grad is not None:
+            self._step["gradients"] = max(self._step["gradients"], _storage_bytes(iter([param.grad])))
+
     def end_step(self) -> dict[str, int]:
         """This step's ledger as `mem_<category>_bytes` fields (empty when disabled)."""
         if not self.enabled:

@@ -161,7 +161,7 @@ def _set_up(model: torch.nn.Module, method: Method, cfg: TrainConfig, out_dir: P
                          trackers=open_trackers(cfg.report_to, out_dir) if main else None)
     snapshot = out_dir / "cuda_memory_snapshot.pickle" if cfg.cuda_memory_snapshot and main else None
     ledger = MemoryLedger(model, optimizer, enabled=cfg.memory_profile, cuda_snapshot=snapshot)
-    in_backward = StepInBackward(optimizer, on_gradient=ledger.after_backward) if cfg.update_in_backward else None
+    in_backward = StepInBackward(optimizer, on_gradient=ledger.after_gradient) if cfg.update_in_backward else None
     return _Run(optimizer=optimizer, scheduler=scheduler, metrics=metrics, ledger=ledger,
                 phases=PhaseTimer(next(model.parameters()).device, enabled=cfg.time_phases),
                 in_backward=in_backward, params=[p for group in optimizer.param_groups for p in group["params"]],

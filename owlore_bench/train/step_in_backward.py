@@ -49,15 +49,18 @@ class StepInBackward:
 
     torch allows a hook only on a tensor that requires grad, so the hooks follow the trainable set: call
     refresh() after anything that freezes or unfreezes parameters (the loop does, after on_step_start; a layer
-    switch then moves the hooks to the new active layers). `on_gradient` is called inside each hook before the
+    switch then moves the hooks to the new active layers). `on_gradient(param)` is called inside each hook before the
     gradient is freed (the memory ledger reads the live gradients there). Use as a context manager, or call
     remove().
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, on_gradient: Callable[[], None] | None = None):
+    def __init__(self, optimizer: torch.optim.Optimizer,
+                 on_gradient: Callable[[torch.nn.Parameter], None] | None = None):
         self.optimizer = optimizer
         self.on_gradient = on_gradient
         self.params = [param for group in optimizer.param_groups for param in group["params"]]
+        self.group_index = {id(param): index for index, group in enumerate(optimizer.param_groups)
+                            for param in group["params"]}
         self.handles: dict[int, Any] = {}
         self.refresh()
 
@@ -72,8 +75,16 @@ class StepInBackward:
 
     def _update(self, param: torch.nn.Parameter) -> None:
         if self.on_gradient is not None:
-            self.on_gradient()
-        self.optimizer.step()  # only `param` holds a .grad now: earlier ones were freed, later ones are None
+            self.on_gradient(param)
+        # The optimizer steps over a view holding this one parameter in (a copy of) its live group: the same
+        # update as a full optimizer.step() while only `param` has a .grad, but O(1) instead of walking every
+        # parameter, which made a step O(N²) in the parameter count (benchmarks/bench_in_backward_scaling.py).
+        groups = self.optimizer.param_groups
+        self.optimizer.param_groups = [{**groups[self.group_index[id(param)]], "params": [param]}]
+        try:
+            self.optimizer.step()
+        finally:
+            self.optimizer.param_groups = groups
         param.grad = None
 
     def remove(self) -> None:
