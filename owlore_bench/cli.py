@@ -15,11 +15,12 @@ from owlore_bench.errors import UserError
 EXAMPLES = """examples:
   owlore-bench run configs/quickstart.yaml     # the README's main job: every method on SmolLM2-135M
   owlore-bench methods                         # the registered methods and their config fields
+  owlore-bench compare RUN_A RUN_B             # do two evaluated runs differ? paired per-question tests
   owlore-bench COMMAND --help                  # each command's options and examples
 """
 
 DEBUG_ENV = "OWLORE_BENCH_DEBUG"  # set (e.g. =1): a one-line error also prints its traceback and cause
-COMMANDS = ["methods", "train", "run", "fetch", "report", "eval", "memory", "outliers", "mtbench"]
+COMMANDS = ["methods", "train", "run", "fetch", "report", "compare", "eval", "memory", "outliers", "mtbench"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -90,7 +90,8 @@ def apply_model_args(args) -> None:
 
 
 def run(args) -> int:
-    from owlore_bench.evaluation.harness import check_tasks, evaluate_model
+    from owlore_bench.evaluation.harness import check_tasks, evaluate_model, evaluate_model_with_samples
+    from owlore_bench.evaluation.samples import SAMPLES_DIR, write_samples
     from owlore_bench.models import load_model
     from owlore_bench.results import write_json_atomic
     from owlore_bench.train.run import load_trained
@@ -105,14 +106,18 @@ def run(args) -> int:
     else:
         model, tokenizer = load_model(args.model, dtype=args.dtype, device=args.device)
     started = time.time()
-    rows = evaluate_model(model, tokenizer, tasks, num_fewshot=args.num_fewshot, limit=args.limit,
-                          batch_size=args.batch_size)
+    options = {"num_fewshot": args.num_fewshot, "limit": args.limit, "batch_size": args.batch_size}
+    if out_file:  # keep the per-question outcomes too: samples/ beside the output file
+        rows, samples = evaluate_model_with_samples(model, tokenizer, tasks, **options)
+    else:
+        rows, samples = evaluate_model(model, tokenizer, tasks, **options), {}
     wall_s = time.time() - started
     print(format_table(rows))
     print(f"evaluated {args.run_dir or args.model} on {', '.join(tasks)} in {wall_s:.1f} s")
     if out_file:
         payload = {"model": args.model, "run": args.run_dir, "tasks": tasks, "num_fewshot": args.num_fewshot,
                    "limit": args.limit, "batch_size": args.batch_size, "wall_s": wall_s, "rows": rows}
+        write_samples(out_file.parent, samples)  # before the rows: last file wins
         write_json_atomic(out_file, payload)
-        print(f"rows -> {out_file}")
+        print(f"rows -> {out_file}; per-question outcomes -> {out_file.parent / SAMPLES_DIR}")
     return 0

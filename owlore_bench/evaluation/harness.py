@@ -21,6 +21,7 @@ from typing import Any
 
 from owlore_bench.downloads import cache_dir
 from owlore_bench.errors import UserError, did_you_mean
+from owlore_bench.evaluation.samples import records_from_results
 from owlore_bench.paths import DATA_ENV, data_root, tasks_dir
 from owlore_bench.results import write_json_atomic
 
@@ -227,11 +228,15 @@ def evaluate_model(model: Any, tokenizer: Any, tasks: list[str], num_fewshot: in
                    limit: int | None = None, batch_size: int = 8) -> list[dict[str, Any]]:
     """Tidy rows {task, metric, value, stderr, n, num_fewshot}: one per task and metric, one per lm-eval group
     (e.g. mmlu_local, size-weighted like lm-eval's mmlu), plus AVERAGES rows such as commonsense_choices_avg.
+    `limit` caps the documents per task; `batch_size` is the number of sequences per forward pass."""
+    return rows_from_results(run_lm_eval(model, tokenizer, tasks, num_fewshot, limit, batch_size))
 
-    `limit` caps the documents per task; `batch_size` is the number of sequences per forward pass.
-    """
-    results = run_lm_eval(model, tokenizer, tasks, num_fewshot, limit, batch_size)
-    return rows_from_results(results)
+
+def evaluate_model_with_samples(model: Any, tokenizer: Any, tasks: list[str], num_fewshot: int | None = None,
+                                limit: int | None = None, batch_size: int = 8) -> tuple[list, dict[str, list]]:
+    """(evaluate_model's rows, {task: one record per document}) of one lm-eval pass; see samples.py."""
+    results = run_lm_eval(model, tokenizer, tasks, num_fewshot, limit, batch_size, log_samples=True)
+    return rows_from_results(results), records_from_results(results)
 
 
 def rows_from_results(results: dict[str, Any]) -> list[dict[str, Any]]:
