@@ -53,6 +53,16 @@ def write_text_atomic(path: str | Path, text: str) -> None:
         temp.write_text(text)
 
 
+def write_png_atomic(figure: Any, path: str | Path, dpi: int = 120) -> Path:
+    """Save a matplotlib Figure as a PNG through atomic_path (a reader never sees half an image)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(figure)
+    with atomic_path(path, suffix=".png") as temp:
+        figure.savefig(temp, dpi=dpi, format="png", bbox_inches="tight")  # keeps legends placed outside
+    return Path(path)
+
+
 def write_json_atomic(path: str | Path, data: Any) -> None:
     """Write JSON through atomic_path: readers never see a partial file."""
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=str))

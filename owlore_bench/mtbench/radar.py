@@ -10,11 +10,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from owlore_bench.mtbench.questions import CATEGORIES
-from owlore_bench.results import atomic_path
+from owlore_bench.results import write_png_atomic
 
 LABELS = {"stem": "STEM"}
 
@@ -51,8 +50,5 @@ DPI = 120
 
 
 def _save(figure: Figure, path: Path) -> Path:
-    """Write the PNG through results.atomic_path (a reader never sees half an image)."""
-    FigureCanvasAgg(figure)
-    with atomic_path(path, suffix=".png") as temp:
-        figure.savefig(temp, dpi=DPI, format="png", bbox_inches="tight")  # keeps legends placed outside
-    return path
+    """Every plot is written here (tests capture the figures through it)."""
+    return write_png_atomic(figure, path, dpi=DPI)

@@ -13,24 +13,20 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from owlore_bench.memory.ledger import CATEGORIES
 from owlore_bench.reporting.loading import AVG, BASE_LABEL, GIB, Results, Run
 from owlore_bench.reporting.tables import status_text
-from owlore_bench.results import atomic_path
+from owlore_bench.results import write_png_atomic
 
 DPI = 120
 
 
 def _save(figure: Figure, path: Path) -> Path:
-    """Write the PNG through results.atomic_path (a reader never sees half an image)."""
-    FigureCanvasAgg(figure)
-    with atomic_path(path, suffix=".png") as temp:
-        figure.savefig(temp, dpi=DPI, format="png", bbox_inches="tight")  # keeps legends placed outside
-    return path
+    """Every plot is written here (tests capture the figures through it)."""
+    return write_png_atomic(figure, path, dpi=DPI)
 
 
 def file_stem(name: str) -> str:
