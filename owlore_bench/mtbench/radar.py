@@ -43,12 +43,4 @@ def plot_category_radar(scores_by_method: dict[str, dict[str, float | None]], pa
     axes.set_yticks([2, 4, 6, 8, 10])
     axes.set_title(title, pad=36, fontsize=10)
     axes.legend(loc="upper left", bbox_to_anchor=(1.05, 1.0), fontsize=9)
-    return _save(figure, Path(path))
-
-
-DPI = 120
-
-
-def _save(figure: Figure, path: Path) -> Path:
-    """Every plot is written here (tests capture the figures through it)."""
-    return write_png_atomic(figure, path, dpi=DPI)
+    return write_png_atomic(figure, Path(path))
