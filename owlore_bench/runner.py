@@ -139,10 +139,11 @@ def _evaluate_into(experiment: ExperimentConfig, unit: Unit, model: Any, tokeniz
         from owlore_bench.evaluation.harness import evaluate_model_with_samples
         from owlore_bench.evaluation.samples import write_samples
 
-        rows, samples = evaluate_model_with_samples(model, tokenizer, settings.tasks, num_fewshot=settings.num_fewshot,
-                                                    limit=settings.limit, batch_size=settings.batch_size)
+        rows, samples, protocol = evaluate_model_with_samples(
+            model, tokenizer, settings.tasks, num_fewshot=settings.num_fewshot, limit=settings.limit,
+            batch_size=settings.batch_size)
         write_samples(unit.folder, samples)  # per-question outcomes (samples/<task>.jsonl.gz) before eval.json
-        write_json_atomic(unit.folder / "eval.json", {"rows": rows})
+        write_json_atomic(unit.folder / "eval.json", {"rows": rows, "protocol": protocol})
     if experiment.mt_bench is not None:
         from owlore_bench.mtbench.generate import generate_answers, resolve_prompt_format
         from owlore_bench.mtbench.pipeline import ANSWERS_FILE

@@ -56,12 +56,18 @@ def test_samples_round_trip_in_about_50_bytes_a_document(tmp_path):
 
 def test_evaluate_model_with_samples_gives_evaluate_models_rows_and_one_record_per_document(shared_data):
     model, tokenizer = tiny_llama(seed=3)
-    rows, samples = evaluate_model_with_samples(model, tokenizer, [TASK, "bb_navigate"], limit=5)
+    rows, samples, protocol = evaluate_model_with_samples(model, tokenizer, [TASK, "bb_navigate"], limit=5)
     assert rows == evaluate_model(model, tokenizer, [TASK, "bb_navigate"], limit=5)  # unchanged for old callers
     assert list(samples) == [TASK, "bb_navigate"]
     assert all([record["i"] for record in records] == list(range(5)) for records in samples.values())
     for row in rows:
         assert sum(record[row["metric"]] for record in samples[row["task"]]) / 5 == row["value"]
+    import lm_eval  # the protocol every score travels with (LMFlow #898 turned on exactly these facts)
+
+    assert protocol["lm_eval"] == lm_eval.__version__ and protocol["apply_chat_template"] is False
+    assert (protocol["num_fewshot"], protocol["limit"]) == (None, 5)
+    assert {task: facts["num_fewshot"] for task, facts in protocol["tasks"].items()} == {TASK: 0, "bb_navigate": 0}
+    assert all(facts["version"] is not None for facts in protocol["tasks"].values())
 
 
 def assert_outcomes_match_eval_json(folder: Path) -> None:

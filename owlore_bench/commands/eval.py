@@ -108,15 +108,16 @@ def run(args) -> int:
     started = time.time()
     options = {"num_fewshot": args.num_fewshot, "limit": args.limit, "batch_size": args.batch_size}
     if out_file:  # keep the per-question outcomes too: samples/ beside the output file
-        rows, samples = evaluate_model_with_samples(model, tokenizer, tasks, **options)
+        rows, samples, protocol = evaluate_model_with_samples(model, tokenizer, tasks, **options)
     else:
-        rows, samples = evaluate_model(model, tokenizer, tasks, **options), {}
+        rows, samples, protocol = evaluate_model(model, tokenizer, tasks, **options), {}, None
     wall_s = time.time() - started
     print(format_table(rows))
     print(f"evaluated {args.run_dir or args.model} on {', '.join(tasks)} in {wall_s:.1f} s")
     if out_file:
         payload = {"model": args.model, "run": args.run_dir, "tasks": tasks, "num_fewshot": args.num_fewshot,
-                   "limit": args.limit, "batch_size": args.batch_size, "wall_s": wall_s, "rows": rows}
+                   "limit": args.limit, "batch_size": args.batch_size, "wall_s": wall_s, "rows": rows,
+                   "protocol": protocol}
         write_samples(out_file.parent, samples)  # before the rows: last file wins
         write_json_atomic(out_file, payload)
         print(f"rows -> {out_file}; per-question outcomes -> {out_file.parent / SAMPLES_DIR}")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import math
 import os
 import socket
 import sys
@@ -21,17 +20,14 @@ from typing import Any
 
 from owlore_bench.downloads import cache_dir
 from owlore_bench.errors import UserError, did_you_mean
+from owlore_bench.evaluation.protocol import APPLY_CHAT_TEMPLATE, evaluation_protocol
+from owlore_bench.evaluation.rows import COMMONSENSE, average_rows, rows_from_results  # noqa: F401 (re-exported)
 from owlore_bench.evaluation.samples import records_from_results
 from owlore_bench.paths import DATA_ENV, data_root, tasks_dir
 from owlore_bench.results import write_json_atomic
 
-COMMONSENSE = ("boolq", "piqa", "social_iqa", "hellaswag", "winogrande", "arc_easy", "arc_challenge", "openbookqa")
-# Extra rows: the paper's commonsense average (plain mean over whichever of the 8 tasks were scored).
-AVERAGES = {f"commonsense_{scoring}_avg": [f"{task}_{scoring}" for task in COMMONSENSE]
-            for scoring in ("choices", "labels")}
 HUB_HOST = ("huggingface.co", 443)
 HUB_PROBE_TIMEOUT_S = 3.0
-ROW_FIELDS = ("task", "metric", "value", "stderr", "n", "num_fewshot")
 
 
 # ---------------------------------------------------------------- offline handling
@@ -186,8 +182,8 @@ def run_lm_eval(model: Any, tokenizer: Any, tasks: list[str], num_fewshot: int |
             from lm_eval.models.huggingface import HFLM
 
             lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
-            return simple_evaluate(model=lm, tasks=built, task_manager=task_manager(bool(hub)),
-                                   num_fewshot=num_fewshot, limit=limit, log_samples=log_samples)
+            return simple_evaluate(model=lm, tasks=built, task_manager=task_manager(bool(hub)), num_fewshot=num_fewshot,
+                                   limit=limit, log_samples=log_samples, apply_chat_template=APPLY_CHAT_TEMPLATE)
     finally:
         model.train(was_training)
 
@@ -233,67 +229,8 @@ def evaluate_model(model: Any, tokenizer: Any, tasks: list[str], num_fewshot: in
 
 
 def evaluate_model_with_samples(model: Any, tokenizer: Any, tasks: list[str], num_fewshot: int | None = None,
-                                limit: int | None = None, batch_size: int = 8) -> tuple[list, dict[str, list]]:
-    """(evaluate_model's rows, {task: one record per document}) of one lm-eval pass; see samples.py."""
+                                limit: int | None = None, batch_size: int = 8) -> tuple[list, dict[str, list], dict]:
+    """(evaluate_model's rows, {task: one record per document}, the protocol) of one lm-eval pass; see samples.py
+    and protocol.py."""
     results = run_lm_eval(model, tokenizer, tasks, num_fewshot, limit, batch_size, log_samples=True)
-    return rows_from_results(results), records_from_results(results)
-
-
-def rows_from_results(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Tidy rows of an lm-eval results dict (tasks first, then groups, then AVERAGES)."""
-    group_names = set(results.get("groups", {}))
-    n_samples = results.get("n-samples", {})
-    shots = results.get("n-shot", {})
-    rows = []
-    for name, metrics in results["results"].items():
-        if name in group_names:
-            continue
-        count = n_samples.get(name, {}).get("effective")
-        rows += _metric_rows(name, metrics, count, shots.get(name))
-    for name, metrics in results.get("groups", {}).items():
-        children = _leaf_tasks(name, results.get("group_subtasks", {}))
-        count = sum(n_samples.get(child, {}).get("effective", 0) for child in children)
-        child_shots = {shots.get(child) for child in children}
-        rows += _metric_rows(name, metrics, count, child_shots.pop() if len(child_shots) == 1 else None)
-    return rows + average_rows(rows)
-
-
-def _leaf_tasks(group: str, group_subtasks: dict[str, list[str]]) -> list[str]:
-    leaves = []
-    for child in group_subtasks.get(group, []):
-        leaves += _leaf_tasks(child, group_subtasks) if child in group_subtasks else [child]
-    return leaves
-
-
-def _metric_rows(task: str, metrics: dict[str, Any], count: int | None, shots: Any) -> list[dict[str, Any]]:
-    rows = []
-    for key, value in metrics.items():
-        if "," not in key or "_stderr" in key or not isinstance(value, (int, float)):
-            continue
-        metric, filter_name = key.split(",", 1)
-        stderr = metrics.get(f"{metric}_stderr,{filter_name}")
-        rows.append({"task": task, "metric": metric if filter_name == "none" else f"{metric}/{filter_name}",
-                     "value": float(value), "stderr": float(stderr) if isinstance(stderr, (int, float)) else None,
-                     "n": count, "num_fewshot": shots})
-    return rows
-
-
-def average_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """For each AVERAGES entry with 2+ member tasks scored: the plain mean per metric all of them report."""
-    extra = []
-    for average, members in AVERAGES.items():
-        present = [row for row in rows if row["task"] in members]
-        tasks = {row["task"] for row in present}
-        if len(tasks) < 2:
-            continue
-        for metric in dict.fromkeys(row["metric"] for row in present):
-            chosen = [row for row in present if row["metric"] == metric]
-            if len(chosen) != len(tasks):
-                continue
-            errors = [row["stderr"] for row in chosen]
-            stderr = math.sqrt(sum(e * e for e in errors)) / len(chosen) if None not in errors else None
-            shots = {row["num_fewshot"] for row in chosen}
-            extra.append({"task": average, "metric": metric, "value": sum(r["value"] for r in chosen) / len(chosen),
-                          "stderr": stderr, "n": sum(r["n"] or 0 for r in chosen),
-                          "num_fewshot": shots.pop() if len(shots) == 1 else None})
-    return extra
+    return rows_from_results(results), records_from_results(results), evaluation_protocol(results, num_fewshot, limit)
