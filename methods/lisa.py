@@ -16,13 +16,8 @@ import torch
 from pydantic import Field, create_model
 
 from owlore_bench import Method, MethodConfig, UserError, register_method
-from owlore_bench.analysis.outliers import (
-    cached_outlier_ratios,
-    calibration_text,
-    calibration_windows,
-    read_ratio_file,
-    tokenizer_for,
-)
+from owlore_bench.analysis.calibration import windows_for
+from owlore_bench.analysis.outliers import cached_outlier_ratios, read_ratio_file, tokenizer_for
 from owlore_bench.train.galore_groups import galore_adamw, galore_param_groups
 from owlore_bench.train.layers import decoder_layers
 from owlore_bench.train.sampling import (
@@ -50,9 +45,11 @@ _FIELDS: dict[str, tuple[Any, dict[str, Any], str]] = {
     "keep_state": (bool, {}, "keep the optimizer state of layers that leave the active set (LMFlow's behaviour; "
                              "memory grows with every layer ever sampled)"),
     "outlier_threshold": (float, {"gt": 0}, "M: a score counts as an outlier above M x the layer's mean score"),
-    "outlier_ratios_file": (str | None, {}, "precomputed outlier ratios, one number (percent) per layer and line; "
-                                            "null = compute them from the model with the calibration settings"),
-    "calibration_file": (str | None, {}, "calibration text (.txt, or JSON records/strings); null = Python's "
+    "outlier_ratios_file": (str | None, {}, "precomputed outlier ratios, one number (percent) per layer and line "
+                                            "(a path, data:<rel>, or https://...#sha256=<hex>); null = compute "
+                                            "them from the model with the calibration settings"),
+    "calibration_file": (str | None, {}, "calibration text (.txt, or JSON records/strings); 'c4' = OWL's recipe "
+                                         "(C4 shard 0 from the hub, OWL's get_c4 sampling); null = Python's "
                                          "reference docs (pydoc_data), offline"),
     "calibration_samples": (int, {"gt": 0}, "calibration sequences (official: 128 of C4)"),
     "calibration_length": (int, {"gt": 0}, "tokens per calibration sequence (official: 2048)"),
@@ -108,10 +105,10 @@ class LayerSampling(Method):
             self.outlier_info = {"source": c.outlier_ratios_file}
             ratios = read_ratio_file(c.outlier_ratios_file, count, field=f"{self.name}.outlier_ratios_file")
         else:
-            windows = calibration_windows(calibration_text(c.calibration_file), tokenizer_for(model),
-                                          c.calibration_samples, c.calibration_length)
+            windows, source = windows_for(c.calibration_file, tokenizer_for(model), c.calibration_samples,
+                                          c.calibration_length)
             ratios, info = cached_outlier_ratios(model, windows, c.outlier_threshold)
-            self.outlier_info = {"source": c.calibration_file or "builtin:pydoc_data", **info}
+            self.outlier_info = {"source": source, **info}
         self.outlier_info["outlier_ratio_percent"] = [float(r) for r in ratios]
         return ratios
 
