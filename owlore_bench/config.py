@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from owlore_bench.errors import UserError, validation_error_line
 
@@ -22,7 +23,11 @@ class StrictModel(BaseModel):
 class TrainConfig(StrictModel):
     """Hyperparameters of the shared training loop (the same for every method)."""
 
-    steps: int = Field(40, gt=0, description="optimizer steps to run")
+    steps: int | None = Field(None, gt=0, description="optimizer steps to run (40 when neither steps nor epochs is "
+                                                     "given; not with epochs)")
+    epochs: float | None = Field(None, gt=0, description="passes over the training set instead of steps: steps = "
+                                                         "ceil(epochs x (examples or packed blocks) // global batch), "
+                                                         "global batch = batch_size x grad_accum x processes")
     batch_size: int = Field(8, gt=0, description="sequences per micro-batch")
     grad_accum: int = Field(1, gt=0, description="micro-batches accumulated per optimizer step")
     max_length: int = Field(128, gt=1, description="tokens per sequence after truncation")
@@ -37,6 +42,12 @@ class TrainConfig(StrictModel):
     update_in_backward: bool = Field(False, description="update each parameter inside backward as soon as its "
                                                         "gradient is complete, then free it (saves gradient memory; "
                                                         "needs grad_accum 1 and grad_clip 0)")
+    optimizer_state_bits: Literal[32, 8] = Field(32, description="bits per element of the AdamW moments; 8 = "
+                                                               "bitsandbytes' blockwise 8-bit AdamW (needs the "
+                                                               "method's optimizer to be torch's AdamW or Adam)")
+    offload_activations: bool = Field(False, description="keep the tensors saved for backward in host memory "
+                                                         "(torch.autograd.graph.save_on_cpu), parameters excepted; "
+                                                         "saves device memory on CUDA only, costs copies")
     time_phases: bool = Field(False, description="also record forward_s, backward_s and update_s per step in "
                                                  "metrics.jsonl (on CUDA this synchronizes at each phase, which "
                                                  "costs a little speed)")
@@ -50,6 +61,22 @@ class TrainConfig(StrictModel):
         default_factory=list, description="also log every metrics.jsonl row to these trackers (the HF Trainer's "
                                           "names; 'none' = none); each needs its own package installed")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_steps(cls, values: Any) -> Any:
+        """Neither steps nor epochs: the default 40 steps."""
+        if isinstance(values, dict) and values.get("steps") is None and values.get("epochs") is None:
+            values = {**values, "steps": 40}
+        return values
+
+    @field_validator("epochs")
+    @classmethod
+    def _not_with_steps(cls, epochs: float | None, info: ValidationInfo) -> float | None:
+        if epochs is not None and info.data.get("steps") is not None:
+            raise PydanticCustomError("steps_and_epochs", "give train.steps or train.epochs, not both (epochs "
+                                                          "derives the steps from the data); drop one")
+        return epochs
+
     @field_validator("report_to", mode="before")
     @classmethod
     def _report_to_list(cls, value: Any) -> Any:
@@ -62,13 +89,34 @@ class TrainConfig(StrictModel):
 class DataConfig(StrictModel):
     """Instruction data in the LLM-Adapters / Alpaca format: a JSON array of {instruction, input, output}."""
 
-    path: str | list[str] = Field(description="JSON file(s) of {instruction, input, output} records; 'data:<rel>' "
-                                              "is under $OWLORE_BENCH_DATA; 'bigbench:default' is the embedded "
-                                              "BIG-bench train split")
+    path: str | list[str] = Field(description="JSON/JSONL file(s) of {instruction, input, output} records or "
+                                              "LMFlow JSON ({type: text_only|text2text, instances}); "
+                                              "'data:<rel>' is under $OWLORE_BENCH_DATA; 'bigbench:default' is the "
+                                              "embedded BIG-bench train split; 'hf://<repo>/<file>@<revision>' a "
+                                              "hub dataset file; 'hf-dataset://<repo>[:<split>]' a hub dataset")
     template: Literal["alpaca", "plain"] = Field(
         "alpaca", description="alpaca: the LLM-Adapters prompt; plain: instruction (+ newline + input) then output"
     )
     limit: int | None = Field(None, gt=0, description="use only the first N records of each file")
+    packing: bool = Field(False, description="LMFlow's grouping (the official runs): tokenize every record, "
+                                             "concatenate group_texts_batch_size records at a time and cut them "
+                                             "into block_size-token blocks, dropping each group's remainder")
+    block_size: int | None = Field(None, gt=1, validate_default=True,
+                                   description="tokens per packed block (needs packing; the official runs use 512; "
+                                               "at most the model's context)")
+    group_texts_batch_size: int = Field(1000, gt=0, description="records concatenated before cutting into blocks "
+                                                                "(LMFlow's group_texts_batch_size)")
+
+    @field_validator("block_size")
+    @classmethod
+    def _block_size_goes_with_packing(cls, block_size: int | None, info: ValidationInfo) -> int | None:
+        packing = info.data.get("packing")
+        if packing and block_size is None:
+            raise PydanticCustomError("block_size", "required with data.packing: true (the official runs use 512)")
+        if packing is False and block_size is not None:
+            raise PydanticCustomError("block_size", "only used with data.packing: true; set packing: true or drop "
+                                                    "it (unpacked runs truncate to train.max_length)")
+        return block_size
 
 
 class RunConfig(StrictModel):

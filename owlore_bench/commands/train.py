@@ -10,11 +10,21 @@ from owlore_bench.errors import UserError
 from owlore_bench.launch.torchrun import add_nproc_argument, check_nproc, relaunch
 from owlore_bench.registry import build_method, get_method_class
 from owlore_bench.train import distributed
+from owlore_bench.train.data import read_sources
+from owlore_bench.train.packing import (
+    build_training_data,
+    check_block_size,
+    data_facts,
+    global_batch,
+    resolve_steps,
+    tokenizer_and_context,
+)
 from owlore_bench.train.run import check_out_dir, train_run
 from owlore_bench.train.step_in_backward import check_supported
 
 # flag name → (section, field); flags left unset keep the config file's or the defaults' values
-_FLAGS = {"steps": ("train", "steps"), "batch_size": ("train", "batch_size"), "max_length": ("train", "max_length"),
+_FLAGS = {"steps": ("train", "steps"), "epochs": ("train", "epochs"), "batch_size": ("train", "batch_size"),
+          "max_length": ("train", "max_length"),
           "lr": ("train", "lr"), "seed": ("train", "seed"), "dtype": ("train", "dtype"), "device": ("train", "device")}
 
 
@@ -38,6 +48,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--data", help="training JSON: [{instruction, input, output}, ...]")
     parser.add_argument("--template", choices=["alpaca", "plain"], help="prompt template (default alpaca)")
     parser.add_argument("--steps", type=int)
+    parser.add_argument("--epochs", type=float, help="passes over the data instead of --steps")
     parser.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int)
     parser.add_argument("--max-length", "--max_length", dest="max_length", type=int)
     parser.add_argument("--lr", type=float)
@@ -49,6 +60,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--out", "--output_path", dest="out", default="runs/train",
                         help="output folder (default runs/train)")
     parser.add_argument("--force", action="store_true", help="overwrite an output folder that holds another config")
+    parser.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true",
+                        help="read and tokenize (or pack) the data with the model's tokenizer only, print records, "
+                             "tokens, blocks, steps per epoch and tokens per step, and train nothing")
     add_nproc_argument(parser)
     parser.set_defaults(run=run)
 
@@ -67,6 +81,8 @@ def resolve_run_config(args) -> RunConfig:
     for flag, (section, field) in _FLAGS.items():
         if getattr(args, flag) is not None:
             values.setdefault(section, {})[field] = getattr(args, flag)
+            if flag in ("steps", "epochs"):  # --steps replaces the config file's epochs, and --epochs its steps
+                values["train"].pop("epochs" if flag == "steps" else "steps", None)
     if "method" not in values:
         raise UserError("method: missing; pass --method NAME (see `owlore-bench methods`)")
     known = {"train": set(TrainConfig.model_fields), "data": set(DataConfig.model_fields),
@@ -77,6 +93,8 @@ def resolve_run_config(args) -> RunConfig:
 
 def run(args) -> int:
     cfg = resolve_run_config(args)
+    if args.dry_run:
+        return print_data_plan(cfg, args.nproc or 1)
     out_dir = Path(args.out)
     check_out_dir(cfg, out_dir, force=args.force)
     if args.nproc is not None:
@@ -98,3 +116,23 @@ def run(args) -> int:
     if summary.get("error"):
         print(f"owlore-bench: {summary['status']}: {summary['error']}", file=sys.stderr)
     return 0 if summary["status"] == "ok" else 1
+
+
+def print_data_plan(cfg: RunConfig, world_size: int = 1) -> int:
+    """--dry-run: the data facts of this config (no model weights are loaded; nothing is written)."""
+    records, sources = read_sources(cfg.data.path, cfg.data.limit)
+    tokenizer, context = tokenizer_and_context(cfg.model)
+    if cfg.data.packing:
+        check_block_size(cfg.data.block_size, context)
+    data = build_training_data(records, tokenizer, cfg.data, cfg.train.max_length, cfg.train.seed,
+                               source=str(cfg.data.path))
+    facts = data_facts(len(records), data, cfg.train, cfg.data.packing, world_size)
+    steps = resolve_steps(cfg.train, data, world_size).steps
+    unit = (f"blocks of {cfg.data.block_size} tokens" if cfg.data.packing
+            else f"sequences (max_length {cfg.train.max_length})")
+    print(f"data: {', '.join(s['source'] for s in sources)}")
+    print(f"records {facts['records']:,}, tokens {facts['tokens']:,} in {len(data):,} {unit}")
+    print(f"steps per epoch {facts['steps_per_epoch']:,} (global batch {global_batch(cfg.train, world_size)}), "
+          f"tokens per step {facts['tokens_per_step']:,}{'' if cfg.data.packing else ' (mean)'}, steps to run {steps:,}"
+          + (f" ({cfg.train.epochs:g} epoch(s))" if cfg.train.epochs is not None else ""))
+    return 0

@@ -1,9 +1,11 @@
 """Instruction data → tokenized training batches.
 
-Records are LLM-Adapters / Alpaca JSON: `[{"instruction": str, "input": str, "output": str}, ...]`. The prompt
-tokens are masked out of the loss (label -100); the response gets an EOS; sequences are truncated to
-`max_length` tokens. Batch k is a pure function of (seed, k), so a resumed run sees exactly the batches an
-uninterrupted run would have seen.
+Records are LLM-Adapters / Alpaca JSON: `[{"instruction": str, "input": str, "output": str}, ...]` (or JSONL, one
+record a line), LMFlow JSON (owlore_bench/datasets/lmflow.py) or a hub file / dataset by name
+(owlore_bench/datasets/hub.py). For Alpaca records the prompt tokens are masked out of the loss (label -100); the
+response gets an EOS; sequences are truncated to `max_length` tokens. LMFlow records and packed blocks are
+tokenized the LMFlow way (owlore_bench/train/packing.py). Batch k is a pure function of (seed, k), so a resumed
+run sees exactly the batches an uninterrupted run would have seen.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from owlore_bench.datasets import gsm8k, hub, lmflow
 from owlore_bench.datasets.templates import render_prompt
+from owlore_bench.downloads import sha256_of
 from owlore_bench.errors import UserError, did_you_mean
 
 IGNORE_INDEX = -100
@@ -40,22 +44,63 @@ def resolve_data_path(path: str | Path) -> Path:
 
 def read_all_records(paths: str | list[str], limit: int | None = None) -> list[dict[str, str]]:
     """Records of one file or the concatenation of several; `limit` applies to each file."""
-    return [record for path in ([paths] if isinstance(paths, str) else paths) for record in read_records(path, limit)]
+    return read_sources(paths, limit)[0]
+
+
+def read_sources(paths: str | list[str], limit: int | None = None) -> tuple[list[dict[str, str]], list[dict]]:
+    """(records of every file concatenated, one fact row per file for summary.json: its source, sha256 and, for
+    the hub, repo / revision / commit)."""
+    records, facts = [], []
+    for path in _expand_hub_folders([paths] if isinstance(paths, str) else paths):
+        more, fact = read_records_and_facts(path, limit)
+        records += more
+        facts.append(fact)
+    return records, facts
+
+
+def _expand_hub_folders(paths: list[str]) -> list[str]:
+    """Each `hf://repo/folder/@rev` replaced by its .json files (hub.folder_files); other paths unchanged."""
+    return [file for path in paths
+            for file in (hub.folder_files(str(path)) if hub.is_folder_name(str(path)) else [path])]
 
 
 def read_records(path: str | Path, limit: int | None = None) -> list[dict[str, str]]:
-    """Validated records of a JSON array file; one clear error naming the file and the bad record."""
-    path = resolve_data_path(path)
+    """Validated records of a JSON array / JSONL / LMFlow file; one clear error naming the file and the record."""
+    return read_records_and_facts(path, limit)[0]
+
+
+def read_records_and_facts(path: str | Path, limit: int | None = None) -> tuple[list[dict[str, str]], dict]:
+    text = str(path)
+    if text.startswith(hub.DATASET_SCHEME):
+        rows, facts = hub.load_rows(text)
+        return lmflow.records_from_columns(rows[:limit] if limit else rows, text), facts
+    if text.startswith(hub.FILE_SCHEME):
+        path, facts = hub.fetch_file(text)
+    else:
+        path = resolve_data_path(path)
+        facts = {"source": text}
     if path.is_dir():
         raise UserError(f"data: {path} is a folder; give a JSON file inside it (e.g. {path}/train.json)")
     if not path.is_file():
         raise UserError(f"data file not found: {path}")
+    facts.setdefault("sha256", sha256_of(path))
     try:
-        records = json.loads(path.read_text(encoding="utf-8"))
+        content = path.read_text(encoding="utf-8")
+        records = ([json.loads(line) for line in content.splitlines() if line.strip()]
+                   if path.suffix == ".jsonl" else json.loads(content))
     except (ValueError, UnicodeDecodeError) as error:
-        raise UserError(f"{path}: not valid JSON ({error})") from None
+        raise UserError(f"{path}: not valid JSON{'L' if path.suffix == '.jsonl' else ''} ({error})") from None
+    if lmflow.is_lmflow(records):
+        return lmflow.lmflow_records(records, str(path), limit), facts
+    if gsm8k.is_gsm8k(records):  # {question, answer} lines: lm-eval's gsm8k prompt and target
+        return gsm8k.instruction_records(records, str(path), limit), facts
+    return _alpaca_records(records, path, limit), facts
+
+
+def _alpaca_records(records: Any, path: Path, limit: int | None) -> list[dict[str, str]]:
     if not isinstance(records, list) or not records:
-        raise UserError(f"{path}: expected a non-empty JSON array of {{instruction, input, output}} records")
+        raise UserError(f"{path}: expected a non-empty JSON array of {{instruction, input, output}} records "
+                        f"or an LMFlow object {{\"type\": ..., \"instances\": [...]}}")
     records = records[:limit] if limit else records
     for index, record in enumerate(records):
         if not isinstance(record, dict):
@@ -94,18 +139,26 @@ class TrainingData:
         self.examples = examples
         self.pad_token_id = pad_token_id
         self.seed = seed
+        # Rows served per epoch before the next permutation starts; None = every example. An epoch-based run sets
+        # it to steps_per_epoch x global batch, so each epoch starts a fresh permutation on a step boundary.
+        self.epoch_rows: int | None = None
         self._orders: dict[int, np.ndarray] = {}
 
     @classmethod
     def from_records(cls, records: list[dict[str, str]], tokenizer: Any, max_length: int, template: str = "alpaca",
                      seed: int = 0, source: str = "the data") -> TrainingData:
         examples = [tokenize_record(r, tokenizer, template, max_length) for r in records]
+        return cls.from_examples(examples, tokenizer.pad_token_id, max_length, seed, source)
+
+    @classmethod
+    def from_examples(cls, examples: list[Example], pad_token_id: int, max_length: int, seed: int = 0,
+                      source: str = "the data") -> TrainingData:
         # A prompt longer than max_length leaves no response token to learn from: skip it (counted, not silent).
         kept = [e for e in examples if any(label != IGNORE_INDEX for label in e.labels)]
         if len(kept) < len(examples):
             print(f"owlore-bench: {len(examples) - len(kept)} of {len(examples)} records in {source} have no "
                   f"response token within max_length={max_length} and are skipped")
-        return cls(kept, tokenizer.pad_token_id, seed)
+        return cls(kept, pad_token_id, seed)
 
     @classmethod
     def from_file(cls, path: str | Path, tokenizer: Any, max_length: int, template: str = "alpaca",
@@ -116,7 +169,7 @@ class TrainingData:
         return len(self.examples)
 
     def _example_index(self, position: int) -> int:
-        epoch, offset = divmod(position, len(self.examples))
+        epoch, offset = divmod(position, self.epoch_rows or len(self.examples))
         if epoch not in self._orders:
             self._orders = {epoch: np.random.default_rng([self.seed, epoch]).permutation(len(self.examples))}
         return int(self._orders[epoch][offset])

@@ -9,6 +9,8 @@ with status `diverged`; running out of memory stops it with status `oom`.
 Under torchrun each rank takes its rows of every global batch (batch_size x world rows), the gradients are
 averaged over ranks after backward, and only rank 0 writes files (owlore_bench/train/distributed.py). With
 train.update_in_backward each parameter is updated inside backward instead (owlore_bench/train/step_in_backward.py).
+train.optimizer_state_bits: 8 swaps the method's AdamW for bitsandbytes' AdamW8bit (train/optimizer_bits.py);
+train.offload_activations keeps the tensors saved for backward on the host (the ledger's forward() does it).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from owlore_bench.results import MetricsLog
 from owlore_bench.train import distributed
 from owlore_bench.train.checkpoint import load_checkpoint, save_checkpoint
 from owlore_bench.train.data import TrainingData
+from owlore_bench.train.optimizer_bits import check_state_bits, with_state_bits
+from owlore_bench.train.packing import resolve_steps
 from owlore_bench.train.phases import PhaseTimer
 from owlore_bench.train.step_in_backward import StepInBackward, check_supported
 from owlore_bench.train.tracking import open_trackers
@@ -84,7 +88,8 @@ class _Run:
 
 def train(model: torch.nn.Module, method: Method, data: TrainingData, cfg: TrainConfig,
           out_dir: str | Path) -> dict[str, Any]:
-    """Train `model` (already through method.prepare) for cfg.steps; resumes from out_dir/checkpoint if present.
+    """Train `model` (already through method.prepare) for cfg.steps (or cfg.epochs passes over `data`); resumes
+    from out_dir/checkpoint if present.
 
     Returns the training summary: status, steps done, final_loss, trainable_params (max over steps), tokens_per_s,
     wall_s (training seconds, summed over resumed segments) and the peak memory ledger (bytes). A step that
@@ -92,6 +97,7 @@ def train(model: torch.nn.Module, method: Method, data: TrainingData, cfg: Train
     """
     out_dir = Path(out_dir)
     device = next(model.parameters()).device
+    cfg = resolve_steps(cfg, data, distributed.world_size())  # train.epochs -> steps; the LR schedule uses them
     run = _set_up(model, method, cfg, out_dir)
     status, error = "ok", None
     bar = tqdm(total=cfg.steps, initial=run.start_step, desc=method.name, leave=False,
@@ -144,11 +150,13 @@ def train(model: torch.nn.Module, method: Method, data: TrainingData, cfg: Train
 def _set_up(model: torch.nn.Module, method: Method, cfg: TrainConfig, out_dir: Path) -> _Run:
     """Optimizer, schedule, resumed state, metrics log, memory ledger, phase timer and in-backward hooks."""
     check_supported(method, cfg, distributed.world_size())
+    check_state_bits(cfg.optimizer_state_bits, next(model.parameters()).device)
     if cfg.grad_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
     model.train()
     optimizer = method.build_optimizer(model, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = with_state_bits(optimizer, cfg.optimizer_state_bits, method.name)  # 8: bnb AdamW8bit, same groups
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
     start_step, elapsed_s = load_checkpoint(out_dir / "checkpoint", model=model, optimizer=optimizer,
                                             scheduler=scheduler, method=method)
@@ -160,7 +168,8 @@ def _set_up(model: torch.nn.Module, method: Method, cfg: TrainConfig, out_dir: P
     metrics = MetricsLog(out_dir / "metrics.jsonl" if main else None, resume_step=start_step,
                          trackers=open_trackers(cfg.report_to, out_dir) if main else None)
     snapshot = out_dir / "cuda_memory_snapshot.pickle" if cfg.cuda_memory_snapshot and main else None
-    ledger = MemoryLedger(model, optimizer, enabled=cfg.memory_profile, cuda_snapshot=snapshot)
+    ledger = MemoryLedger(model, optimizer, enabled=cfg.memory_profile, cuda_snapshot=snapshot,
+                          offload_activations=cfg.offload_activations)  # its forward() does the offloading
     in_backward = StepInBackward(optimizer, on_gradient=ledger.after_gradient) if cfg.update_in_backward else None
     return _Run(optimizer=optimizer, scheduler=scheduler, metrics=metrics, ledger=ledger,
                 phases=PhaseTimer(next(model.parameters()).device, enabled=cfg.time_phases),
@@ -176,7 +185,7 @@ def _forward_backward(model: torch.nn.Module, data: TrainingData, cfg: TrainConf
     for micro in range(cfg.grad_accum):
         batch, loss_scale = distributed.shard_batch(data.batch(step * cfg.grad_accum + micro, global_rows))
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-        with run.phases.phase("forward"), run.ledger.forward():
+        with run.phases.phase("forward"), run.ledger.forward():  # offload_activations: saved tensors to host
             loss = model(**batch).loss / cfg.grad_accum
         if loss_scale != 1.0:
             loss = loss * loss_scale  # this rank's share of the global token mean (distributed.py)

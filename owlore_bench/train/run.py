@@ -15,12 +15,14 @@ from typing import Any
 
 from owlore_bench.config import RunConfig, dump_json
 from owlore_bench.errors import UserError
-from owlore_bench.models import load_model
+from owlore_bench.models import load_model, resolve_device
 from owlore_bench.registry import build_method
 from owlore_bench.results import provenance, read_json, write_json_atomic
 from owlore_bench.train import distributed
-from owlore_bench.train.data import TrainingData, read_all_records
+from owlore_bench.train.data import read_sources
 from owlore_bench.train.loop import seed_everything, train
+from owlore_bench.train.optimizer_bits import check_state_bits, with_state_bits
+from owlore_bench.train.packing import build_training_data, check_block_size, data_facts, resolve_steps
 from owlore_bench.train.step_in_backward import check_supported
 from owlore_bench.train.tracking import check_available
 
@@ -59,22 +61,31 @@ def train_run(cfg: RunConfig, out_dir: str | Path, write_summary: bool = True) -
     method = build_method(cfg.method, cfg.method_config)
     check_supported(method, cfg.train, distributed.world_size())  # before anything is written or loaded
     check_available(cfg.train.report_to)  # a missing tracker package fails before the model loads
-    records = read_all_records(cfg.data.path, cfg.data.limit)  # bad data fails before the model loads
+    check_state_bits(cfg.train.optimizer_state_bits, resolve_device(cfg.train.device))  # 8-bit: bnb runs here
+    records, sources = read_sources(cfg.data.path, cfg.data.limit)  # bad data fails before the model loads
     model, tokenizer = load_model(cfg.model, dtype=cfg.train.dtype, device=cfg.train.device)
-    data = TrainingData.from_records(records, tokenizer, cfg.train.max_length, cfg.data.template,
-                                     seed=cfg.train.seed, source=str(cfg.data.path))
+    if cfg.data.packing:
+        check_block_size(cfg.data.block_size, getattr(model.config, "max_position_embeddings", None))
+    data = build_training_data(records, tokenizer, cfg.data, cfg.train.max_length, seed=cfg.train.seed,
+                               source=str(cfg.data.path))
+    train_cfg = resolve_steps(cfg.train, data, distributed.world_size())  # train.epochs -> steps
     seed_everything(cfg.train.seed)
     model = method.prepare(model)
+    if cfg.train.optimizer_state_bits != 32:  # a non-AdamW optimizer is refused before any folder is written
+        with_state_bits(method.build_optimizer(model, lr=cfg.train.lr, weight_decay=0.0), 8, method.name)
     if distributed.is_main():  # only now: a run refused for its data, model or method leaves no folder behind
         write_json_atomic(out_dir / "config.json", dump_json(cfg))
     # Every rank loads out_dir/checkpoint at the start of train() and only rank 0 replaces it later: all ranks
     # load before rank 0 can save (no rank reads a checkpoint that is being written).
     distributed.barrier()
-    result = train(model, method, data, cfg.train, out_dir)
+    result = train(model, method, data, train_cfg, out_dir)
     if cfg.save_model and result["status"] == "ok" and distributed.is_main():
         method.save_trained(model, tokenizer, out_dir / "model")
     summary = {"method": cfg.method, "model": cfg.model, **result, "method_info": method.run_info(),
                "examples": len(data), "world_size": distributed.world_size(),  # global batch = batch_size x this
+               "planned_steps": train_cfg.steps,
+               "data": data_facts(len(records), data, train_cfg, cfg.data.packing, distributed.world_size()),
+               "data_sources": sources,
                "run_wall_s": time.time() - started, **provenance()}
     if write_summary:
         finish_run(out_dir, summary)
