@@ -7,11 +7,24 @@ smallest example, the template for new methods).
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from pydantic import BaseModel, ConfigDict
+
+from owlore_bench.errors import UserError
+
+
+def import_reference(module: str, method_name: str, package: str) -> Any:
+    """The reference package's module a zoo method runs on (imported only when the method is built), or one
+    UserError line naming the pip install when it is missing."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise UserError(f"method '{method_name}' needs the package {package}: pip install 'owlore-bench[zoo]'"
+                        ) from None
 
 
 class MethodConfig(BaseModel):
@@ -30,6 +43,15 @@ class Method:
     # Why train.update_in_backward is not offered for this method (None: offered; the optimizer must update a
     # parameter from its own .grad and state alone, as AdamW and GaLoreAdamW do).
     no_update_in_backward: ClassVar[str | None] = None
+    # The pip distribution whose code does this method's work (e.g. "galore-torch", "peft"; "torch" when it is
+    # plain torch). `owlore-bench methods` prints it with its installed version (importlib.metadata).
+    reference_package: ClassVar[str] = "torch"
+    # Why this method cannot train data parallel (`--nproc N`), or None where it can; a property where it depends
+    # on the config. Checked before any training (owlore_bench/train/distributed.py: check_data_parallel).
+    no_data_parallel: ClassVar[str | None] = None
+    # Why the method is meant to run with train.update_in_backward (LOMO's fused update), or None. Without it the
+    # loop warns (step_in_backward.check_supported) and runs the same update after backward.
+    fused_by_design: ClassVar[str | None] = None
 
     def __init__(self, config: MethodConfig | None = None):
         self.config = config if config is not None else self.Config()

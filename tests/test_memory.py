@@ -169,3 +169,13 @@ def test_cuda_fields_and_snapshot(tmp_path):
     assert row["mem_cuda_max_allocated_bytes"] >= row["mem_weights_bytes"] + row["mem_optimizer_bytes"]
     assert row["mem_cuda_max_reserved_bytes"] >= row["mem_cuda_max_allocated_bytes"]
     assert snapshot.is_file() and snapshot.stat().st_size > 0
+
+
+def test_a_sparse_gradient_counts_its_indices_and_values():
+    """BAdam's ratio mode keeps sparse COO gradients, which have no storage of their own to read."""
+    from owlore_bench.memory.ledger import gradient_bytes
+
+    layer = torch.nn.Linear(4, 3, bias=False)
+    indices, values = torch.tensor([[0, 2, 1], [1, 3, 0]]), torch.tensor([1.0, 2.0, 3.0])
+    layer.weight.grad = torch.sparse_coo_tensor(indices, values, (3, 4))
+    assert gradient_bytes(layer) == 2 * 3 * 8 + 3 * 4  # int64 indices (2 × nnz) + fp32 values (nnz)

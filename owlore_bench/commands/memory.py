@@ -2,7 +2,8 @@
 
 Estimates come from owlore_bench.memory.estimate (fake tensors, no real weights: a 7B model in seconds). `--measure`
 runs the same configuration for a few real steps on this machine with the measured profiler and prints both,
-with the relative error per category. Bytes everywhere; the table shows GiB.
+with the relative error per category. `--levers` prints the method x memory-lever matrix instead
+(owlore_bench/memory/levers.py). Bytes everywhere; the table shows GiB.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def add_parser(subparsers) -> None:
                                                "optimizer / activations (bytes), estimated without real weights.",
                                    epilog="examples:\n"
                                           "  owlore-bench memory --model llama2-7b --methods full_ft,lora,owlore\n"
+                                          "  owlore-bench memory --model llama2-7b --methods owlore,lora --levers\n"
                                           "  owlore-bench memory --model smollm2-135m --batch-size 2 --seq-len 64 "
                                           "--dtype fp32 --measure --out runs/memory\n")
     parser.add_argument("--model", default="smollm2-135m",
@@ -51,6 +53,13 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seeds adapter init and layer sampling (default 0)")
     parser.add_argument("--update-in-backward", action="store_true",
                         help="each parameter updated inside backward and its gradient freed (train.update_in_backward)")
+    parser.add_argument("--optimizer-state-bits", type=int, choices=[32, 8], default=32,
+                        help="8: bitsandbytes' 8-bit AdamW states (train.optimizer_state_bits; default 32)")
+    parser.add_argument("--offload-activations", action="store_true",
+                        help="saved tensors kept in host memory, not counted on the device (train.offload_activations)")
+    parser.add_argument("--levers", action="store_true",
+                        help="print the method x memory-lever matrix (each lever alone, then stacked in torchtune's "
+                             "order) instead of the per-category table")
     parser.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",
                         help="a method config field, e.g. --set owlore.rank=128 --set lora.r=16")
     parser.add_argument("--measure", action="store_true", help="also run a few real steps here and compare")
@@ -101,7 +110,8 @@ def estimate_rows(args, names: list[str], configs: dict[str, dict[str, Any]]) ->
     for name in names:
         shape = dict(batch_size=args.batch_size, seq_len=args.seq_len, dtype=args.dtype,
                      grad_checkpointing=args.grad_checkpointing, seed=args.seed,
-                     update_in_backward=args.update_in_backward)
+                     update_in_backward=args.update_in_backward, optimizer_state_bits=args.optimizer_state_bits,
+                     offload_activations=args.offload_activations)
         estimate = estimate_memory(args.model, name, configs[name], **shape)
         row: dict[str, Any] = {"method": name, **{f"est_{c}_bytes": estimate[c] for c in LEDGER},
                                "trainable_params": estimate["trainable_params"]}
@@ -200,6 +210,8 @@ def run(args) -> int:
     load_architecture(args.model)  # an unknown architecture fails before any work
     names = selected_methods(args.methods, args.update_in_backward)
     configs = method_configs(names, args.set)
+    if args.levers:
+        return print_levers(args, names, configs, out)
     rows = estimate_rows(args, names, configs)
     title = (f"{args.model}, batch {args.batch_size} x seq {args.seq_len}, {args.dtype}, gradient checkpointing "
              f"{'on' if args.grad_checkpointing else 'off'}"
@@ -212,3 +224,55 @@ def run(args) -> int:
         print(f"wrote {out / 'memory.csv'}, memory.md, memory.png")
     failed = [row["method"] for row in rows if row.get("status") not in (None, "ok")]
     return 1 if failed else 0
+
+
+def print_levers(args, names: list[str], configs: dict[str, dict[str, Any]], out: Path | None) -> int:
+    """`--levers`: the method x lever matrix of estimated device totals (GiB), refusals and each method's best."""
+    import pandas as pd
+
+    from owlore_bench.memory.levers import best_cell, lever_matrix, matrix_records
+
+    if args.measure or args.grad_checkpointing or args.update_in_backward or args.offload_activations \
+            or args.optimizer_state_bits != 32:
+        raise UserError("--levers: the matrix sets every lever itself; drop --measure, --grad-checkpointing, "
+                        "--update-in-backward, --offload-activations and --optimizer-state-bits")
+    shape = dict(batch_size=args.batch_size, seq_len=args.seq_len, dtype=args.dtype, seed=args.seed)
+    matrix = lever_matrix(args.model, {name: configs[name] for name in names}, **shape)
+    unit = display_unit([{"est_total_bytes": row["none"].ledger["total"]} for row in matrix.values()])
+    table = pd.DataFrame([{"method": method, **{column: _lever_cell(cell, unit) for column, cell in row.items()}}
+                          for method, row in matrix.items()])
+    title = (f"{args.model}, batch {args.batch_size} x seq {args.seq_len}, {args.dtype}; estimated device total "
+             f"{unit[0]} "
+             f"per lever alone, then stacked (ckpt = grad_checkpointing, in_bwd = update_in_backward, "
+             f"offload = offload_activations, 8bit = optimizer_state_bits=8)")
+    notes = _lever_notes(matrix, best_cell, unit)
+    print(title)
+    print(table.to_string(index=False))
+    print("\n".join(notes))
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(matrix_records(matrix)).to_csv(out / "levers.csv", index=False)  # bytes
+        (out / "levers.md").write_text(f"{title}\n\n{table.to_markdown(index=False)}\n\n" + "\n".join(
+            f"- {note}" for note in notes) + "\n")
+        print(f"wrote {out / 'levers.csv'}, levers.md")
+    return 0
+
+
+def _lever_cell(cell, unit: tuple[str, int]) -> str:
+    """The total with 2 decimals; '*' when the stack skipped a lever the method refuses; 'n/a' for a refusal."""
+    if cell.ledger is None:
+        return "n/a"
+    return f"{cell.ledger['total'] / unit[1]:.2f}" + ("*" if cell.skipped else "")
+
+
+def _lever_notes(matrix, best_cell, unit: tuple[str, int]) -> list[str]:
+    """One line per refused lever (n/a; a '*' stack skipped it), then each method's smallest total."""
+    notes = []
+    for method, row in matrix.items():
+        notes += [f"{method} {column}: n/a, {cell.refused}" for column, cell in row.items()
+                  if cell.refused and "+" not in column]
+    for method, row in matrix.items():
+        column, cell = best_cell(row)
+        notes.append(f"{method}: smallest {cell.ledger['total'] / unit[1]:.2f} {unit[0]} with {column}"
+                     + (f" (without {', '.join(cell.skipped)})" if cell.skipped else ""))
+    return notes

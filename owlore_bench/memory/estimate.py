@@ -30,6 +30,7 @@ from owlore_bench.errors import UserError, did_you_mean
 from owlore_bench.memory.ledger import CATEGORIES, MemoryLedger
 from owlore_bench.paths import PACKAGE_DIR
 from owlore_bench.registry import build_method
+from owlore_bench.train.optimizer_bits import with_state_bits
 from owlore_bench.train.step_in_backward import StepInBackward, check_supported
 
 ARCHITECTURES_DIR = PACKAGE_DIR / "architectures"
@@ -169,11 +170,13 @@ def _prepare(method_name: str, method_config: dict[str, Any], model: torch.nn.Mo
 
 def estimate_memory(architecture: Any, method_name: str, method_config: dict[str, Any] | None = None,
                     batch_size: int = 16, seq_len: int = 512, dtype: str = "bf16", grad_checkpointing: bool = False,
-                    seed: int = 0, update_in_backward: bool = False) -> dict[str, int]:
+                    seed: int = 0, update_in_backward: bool = False, optimizer_state_bits: int = 32,
+                    offload_activations: bool = False) -> dict[str, int]:
     """Estimated ledger of one training step, in bytes: weights, gradients, optimizer, activations, total.
 
-    Also `trainable_params` (count). Raises UserError for an unknown architecture, a bad shape or a method
-    config the method rejects.
+    Also `trainable_params` (count); with offload_activations also `activations_offloaded` (host bytes, as if on
+    an accelerator: every saved tensor but the parameters leaves the device, checkpointed layer inputs stay).
+    Raises UserError for an unknown architecture, a bad shape or a method config the method rejects.
     """
     from torch._subclasses.fake_tensor import FakeTensorMode
 
@@ -181,7 +184,8 @@ def estimate_memory(architecture: Any, method_name: str, method_config: dict[str
     config = load_architecture(architecture)
     try:
         return _fake_step(config, method_name, method_config or {}, batch_size, seq_len, dtype, grad_checkpointing,
-                          seed, update_in_backward, FakeTensorMode(allow_non_fake_inputs=True))
+                          seed, update_in_backward, FakeTensorMode(allow_non_fake_inputs=True),
+                          optimizer_state_bits, offload_activations)
     except (UserError, MemoryError):
         raise
     except Exception as error:  # a hook that needs real values (data-dependent) cannot run on fake tensors
@@ -191,18 +195,20 @@ def estimate_memory(architecture: Any, method_name: str, method_config: dict[str
 
 
 def _fake_step(config, method_name: str, method_config: dict[str, Any], batch_size: int, seq_len: int, dtype: str,
-               grad_checkpointing: bool, seed: int, update_in_backward: bool, fake_mode) -> dict[str, int]:
+               grad_checkpointing: bool, seed: int, update_in_backward: bool, fake_mode, state_bits: int = 32,
+               offload: bool = False) -> dict[str, int]:
     """One loop-shaped training step on fake tensors; the ledger it records (bytes)."""
     with _swappable_fake_parameters(fake_mode), fake_mode:
         model = _build_model(config, DTYPES[dtype])
         method, model = _prepare(method_name, method_config, model, grad_checkpointing, seed)
         optimizer = method.build_optimizer(model, lr=1e-4, weight_decay=0.0)
+    optimizer = with_state_bits(optimizer, state_bits, method_name)  # outside: bnb fills its quantile maps from data
     check_supported(method, _in_backward_settings(update_in_backward))
     # Outside the fake mode, as in the loop: a sampler's torch random draws must be real numbers, seeded alike.
     torch.manual_seed(seed)
     method.on_step_start(0, model, optimizer)
     with fake_mode:
-        ledger = MemoryLedger(model, optimizer, enabled=True)
+        ledger = MemoryLedger(model, optimizer, enabled=True, offload_activations="assumed" if offload else False)
         ledger.begin_step()
         input_ids = torch.randint(0, config.vocab_size, (batch_size, seq_len))
         with ledger.forward(), _unpacked_sequences():
@@ -218,6 +224,8 @@ def _fake_step(config, method_name: str, method_config: dict[str, Any], batch_si
             optimizer.step()
         row = ledger.end_step()
     estimate = {category: row[f"mem_{category}_bytes"] for category in (*CATEGORIES, "total")}
+    if offload:
+        estimate["activations_offloaded"] = row["mem_activations_offloaded_bytes"]
     estimate["trainable_params"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return estimate
 
@@ -240,7 +248,8 @@ class SyntheticBatches:
 def measure_memory(architecture: Any, method_name: str, method_config: dict[str, Any] | None = None,
                    batch_size: int = 16, seq_len: int = 512, dtype: str = "bf16", grad_checkpointing: bool = False,
                    seed: int = 0, steps: int = 3, device: str = "auto",
-                   update_in_backward: bool = False) -> dict[str, Any]:
+                   update_in_backward: bool = False, optimizer_state_bits: int = 32,
+                   offload_activations: bool = False) -> dict[str, Any]:
     """Run `steps` real training steps of the architecture (random weights: memory does not depend on their
     values) through the shared loop with the measured profiler; returns the loop's summary (status, peak_mem_*).
     """
@@ -257,6 +266,7 @@ def measure_memory(architecture: Any, method_name: str, method_config: dict[str,
     cfg = TrainConfig(steps=steps, batch_size=batch_size, max_length=max(2, seq_len), dtype=dtype,
                       device=target.type, grad_checkpointing=grad_checkpointing, seed=seed, progress=False,
                       schedule="constant", update_in_backward=update_in_backward,
+                      optimizer_state_bits=optimizer_state_bits, offload_activations=offload_activations,
                       grad_clip=0.0 if update_in_backward else 1.0)
     with tempfile.TemporaryDirectory(prefix="owlore-measure-") as out_dir:
         summary = train(model, method, SyntheticBatches(config.vocab_size, seq_len, seed), cfg, out_dir)

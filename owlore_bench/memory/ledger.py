@@ -3,8 +3,9 @@
 Categories (bytes): weights (every parameter, tied ones once), gradients (.grad tensors that exist),
 optimizer (every tensor in optimizer.state, GaLore projectors included), activations (tensors saved for
 backward during the forward, deduplicated by storage, parameters and their views excluded; under gradient
-checkpointing also the layer inputs the checkpoints keep), total (their sum). A tensor counts with its whole
-storage: a view keeps all of its base alive. On CUDA also torch.cuda.max_memory_allocated /
+checkpointing also the layer inputs the checkpoints keep), total (their sum). With train.offload_activations
+the saved tensors that went to host memory are `activations_offloaded` (host bytes, not in total). A tensor
+counts with its whole storage: a view keeps all of its base alive. On CUDA also torch.cuda.max_memory_allocated /
 max_memory_reserved per step and `other` = CUDA peak − ledger; on CPU the process peak RSS. Optionally the CUDA
 allocator timeline of the first steps (CudaSnapshot; env OWLORE_BENCH_CUDA_SNAPSHOT=file.pickle).
 The estimator (owlore_bench/memory/estimate.py) runs these same functions on fake tensors.
@@ -34,10 +35,20 @@ def storage_key(tensor: torch.Tensor) -> tuple[str, int]:
 def _storage_bytes(tensors: Iterator[torch.Tensor]) -> int:
     """Bytes of the distinct storages behind `tensors` (a view of a counted storage adds nothing)."""
     seen: dict[tuple[str, int], int] = {}
-    for tensor in tensors:
+    for tensor in _dense_parts(tensors):
         if tensor.device.type != "meta":
             seen.setdefault(storage_key(tensor), tensor.untyped_storage().nbytes())
     return sum(seen.values())
+
+
+def _dense_parts(tensors: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
+    """Each tensor, or for a sparse COO one (BAdam's ratio mode keeps sparse gradients) its indices and values,
+    the storages it actually holds (a sparse tensor has no untyped_storage of its own)."""
+    for tensor in tensors:
+        if tensor.layout == torch.sparse_coo:
+            yield from (tensor._indices(), tensor._values())
+        else:
+            yield tensor
 
 
 def weight_bytes(model: torch.nn.Module) -> int:
@@ -95,13 +106,25 @@ class ActivationCounter:
     Under gradient checkpointing the recomputed layers save nothing through the hooks, but checkpointing keeps
     each such layer's inputs (its hidden states) alive until backward: those are counted too, through a
     forward pre-hook on every layer whose `gradient_checkpointing` flag is on.
+
+    `offload` (train.offload_activations): "host" packs every saved tensor but the parameters with torch's own
+    save_on_cpu hooks (only one pair of saved-tensor hooks is active at a time, so the counter must be the one
+    that offloads; save_on_cpu alone would also copy every weight to the host each step); what really moved is
+    `offloaded_bytes` (one host copy per saved tensor, as save_on_cpu makes), and a tensor already on the CPU,
+    which does not move, stays a device activation: on CPU offloading saves nothing. "assumed" (the estimator's
+    fake tensors stand for an accelerator run) counts what would move without moving it.
     """
 
-    def __init__(self, model: torch.nn.Module):
-        self.model = model
+    def __init__(self, model: torch.nn.Module, offload: str | None = None):
+        self.model, self.offload = model, offload
         self.saved: dict[tuple[str, int], int] = {}
+        self.offloaded_bytes = 0
         self._parameter_storages: set[tuple[str, int]] = set()
-        self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda tensor: tensor)
+        if offload == "host":
+            to_host = torch.autograd.graph.save_on_cpu(pin_memory=torch.cuda.is_available())
+            self._to_host, self._from_host = to_host.pack_hook, to_host.unpack_hook
+        unpack = self._unpack if offload == "host" else (lambda tensor: tensor)
+        self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, unpack)
         self._handles: list[Any] = []
 
     def _count(self, tensor: torch.Tensor) -> None:
@@ -110,9 +133,23 @@ class ActivationCounter:
             if key not in self._parameter_storages:
                 self.saved.setdefault(key, tensor.untyped_storage().nbytes())
 
-    def _pack(self, tensor: torch.Tensor) -> torch.Tensor:
-        self._count(tensor)
-        return tensor
+    def _pack(self, tensor: torch.Tensor) -> Any:
+        if self.offload is None or tensor.device.type == "meta" or storage_key(tensor) in self._parameter_storages:
+            self._count(tensor)
+            return tensor if self.offload != "host" else (False, tensor)
+        if self.offload == "assumed":
+            self.offloaded_bytes += tensor.numel() * tensor.element_size()
+            return tensor
+        device, packed = self._to_host(tensor)
+        if packed.untyped_storage()._cdata == tensor.untyped_storage()._cdata:
+            self._count(tensor)  # already on the CPU: nothing moved
+        else:
+            self.offloaded_bytes += packed.untyped_storage().nbytes()
+        return True, (device, packed)
+
+    def _unpack(self, packed: tuple[bool, Any]) -> torch.Tensor:
+        offloaded, value = packed
+        return self._from_host(value) if offloaded else value
 
     def _count_checkpoint_inputs(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
         if torch.is_grad_enabled() and _is_checkpointing(module):
@@ -120,7 +157,7 @@ class ActivationCounter:
                 self._count(tensor)
 
     def __enter__(self) -> ActivationCounter:
-        self.saved = {}
+        self.saved, self.offloaded_bytes = {}, 0
         self._parameter_storages = {storage_key(p) for p in self.model.parameters() if p.device.type != "meta"}
         self._handles = [module.register_forward_pre_hook(self._count_checkpoint_inputs, with_kwargs=True)
                          for module in self.model.modules() if _is_checkpointing(module)]
@@ -170,15 +207,18 @@ class MemoryLedger:
     """Per-step memory ledger used by the shared loop for every method. `enabled=False` makes it free.
 
     `cuda_snapshot`: a file to write the CUDA allocator timeline of the first steps to (default: the path in
-    the environment variable OWLORE_BENCH_CUDA_SNAPSHOT, if set; ignored off CUDA).
+    the environment variable OWLORE_BENCH_CUDA_SNAPSHOT, if set; ignored off CUDA). `offload_activations`:
+    forward() also moves the saved tensors to the host (ActivationCounter's "host" mode; "assumed" for fake tensors),
+    enabled or not.
     """
 
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, enabled: bool = True,
-                 cuda_snapshot: str | Path | None = None):
+                 cuda_snapshot: str | Path | None = None, offload_activations: bool | str = False):
         self.model, self.optimizer, self.enabled = model, optimizer, enabled
+        self.offload = {True: "host", False: None}.get(offload_activations, offload_activations)
         self.cuda = enabled and next(model.parameters()).device.type == "cuda"
         self._step: dict[str, int] = {}
-        self._counter = ActivationCounter(model)
+        self._counter = ActivationCounter(model, offload=self.offload)
         snapshot_path = cuda_snapshot or os.environ.get(SNAPSHOT_ENV)
         self.snapshot = CudaSnapshot(snapshot_path) if self.cuda and snapshot_path else None
         if self.cuda:
@@ -186,19 +226,23 @@ class MemoryLedger:
 
     def begin_step(self) -> None:
         if self.enabled:
-            self._step = {"activations": 0, "gradients": 0}
+            self._step = {"activations": 0, "gradients": 0, **({"activations_offloaded": 0} if self.offload else {})}
             if self.snapshot:
                 self.snapshot.begin_step()
 
     @contextlib.contextmanager
     def forward(self) -> Iterator[None]:
-        """Wrap one micro-batch's forward: counts the activations it saves for backward."""
-        if not self.enabled:
+        """Wrap one micro-batch's forward: counts the activations it saves for backward (and offloads them)."""
+        if not self.enabled and not self.offload:
             yield
             return
         with self._counter:
             yield
-        self._step["activations"] = max(self._step["activations"], self._counter.bytes)
+        if self.enabled:
+            self._step["activations"] = max(self._step["activations"], self._counter.bytes)
+        if self.enabled and self.offload:
+            self._step["activations_offloaded"] = max(self._step["activations_offloaded"],
+                                                      self._counter.offloaded_bytes)
 
     def after_backward(self) -> None:
         if self.enabled:
