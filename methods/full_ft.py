@@ -21,6 +21,7 @@ class FullFineTuning(Method):
     """Full fine-tuning: all parameters trained with AdamW (the baseline)."""
 
     Config = FullFTConfig
+    reference_package = "torch"
 
     def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
         model.requires_grad_(True)

@@ -23,6 +23,7 @@ class GaLoreConfig(MethodConfig):
 class GaLore(FullFineTuning):
     """GaLore: GaLoreAdamW with rank-r gradient projection on every attn/mlp Linear weight; the rest plain Adam."""
 
+    reference_package = "galore-torch"
     Config = GaLoreConfig  # every parameter trains, as in full FT (prepare is inherited); only the optimizer differs
 
     def build_optimizer(self, model, lr, weight_decay):

@@ -76,6 +76,7 @@ class LayerSampling(Method):
     """LISA: γ decoder layers (default 2, uniform) trained at a time, redrawn every K steps (default 3)."""
 
     Config = LisaConfig
+    reference_package = "torch"  # plain AdamW; OwLore (low_rank) overrides it
 
     def __init__(self, config: MethodConfig | None = None):
         super().__init__(config)

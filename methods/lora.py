@@ -27,6 +27,7 @@ class LoRA(Method):
     """LoRA (peft): rank-r adapters on all seven projections; merged into the weights for evaluation."""
 
     Config = LoraMethodConfig
+    reference_package = "peft"
     no_update_in_backward = "its adapter gradients are a few MiB, so there is no gradient memory to save"
 
     def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
@@ -35,11 +36,16 @@ class LoRA(Method):
         present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
         missing = [target for target in self.config.target_modules if target not in present]
         if missing:
-            raise UserError(f"lora.target_modules: {missing} not found in the model; "
+            raise UserError(f"{self.name or 'lora'}.target_modules: {missing} not found in the model; "
                             f"it has e.g. {sorted(present)[:12]}")
         config = LoraConfig(r=self.config.r, lora_alpha=self.config.alpha, lora_dropout=self.config.dropout,
-                            target_modules=list(self.config.target_modules), task_type="CAUSAL_LM")
+                            target_modules=list(self.config.target_modules), task_type="CAUSAL_LM",
+                            **self.lora_options())
         return get_peft_model(model, config)
+
+    def lora_options(self) -> dict:
+        """Extra peft LoraConfig keywords of a LoRA variant (use_dora, use_rslora, init_lora_weights); none here."""
+        return {}
 
     def for_eval(self, model: torch.nn.Module) -> torch.nn.Module:
         return model.merge_and_unload()

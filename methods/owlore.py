@@ -20,6 +20,7 @@ class OwLore(LayerSampling):
     """OwLore: γ=5 layers drawn every 50 steps with p ∝ outlier ratio D_l, GaLore (rank 256) on their Linears."""
 
     Config = OwLoreConfig
+    reference_package = "galore-torch"
 
 
 @register_method("owlore_fullrank")
@@ -27,3 +28,4 @@ class OwLoreFullRank(OwLore):
     """OwLore (full-rank): outlier-weighted layer sampling (γ=5, K=50) with plain AdamW, no GaLore."""
 
     Config = OwLoreFullRankConfig
+    reference_package = "torch"

@@ -12,7 +12,9 @@ from owlore_bench import registry
 from owlore_bench.errors import UserError
 
 # Every @register_method in methods/*.py, and nothing else: a method lost from (or slipped into) the registry fails.
-BUILTIN_METHODS = {"full_ft", "galore", "lisa", "lora", "owlore", "owlore_fullrank"}
+BUILTIN_METHODS = {"full_ft", "galore", "lisa", "lora", "owlore", "owlore_fullrank",  # the paper's
+                   "adam_mini", "adalomo", "apollo", "apollo_mini", "badam", "dora", "fira", "galore_8bit", "lomo",
+                   "lora_plus", "pissa", "rslora"}  # the zoo (issue 22), each on its reference package
 
 
 def test_builtin_methods_are_exactly_the_methods_folder():

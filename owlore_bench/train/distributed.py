@@ -138,6 +138,14 @@ def average_gradients(params: list[torch.nn.Parameter], bucket_bytes: int = BUCK
             grad.copy_(averaged)
 
 
+def check_data_parallel(method: Any, processes: int) -> None:
+    """One line, before any training, when the method refuses to train on more than one process (its reason)."""
+    reason = getattr(method, "no_data_parallel", None)
+    if processes > 1 and reason:
+        raise UserError(f"--nproc {processes}: method '{method.name}' cannot train data parallel ({reason}); "
+                        f"train it on one process")
+
+
 class RanksDisagree(RuntimeError):
     """Raised on EVERY rank at once (after a collective that showed the disagreement), so the loop can record the
     run as failed on all ranks instead of leaving some waiting in a collective."""

@@ -1,4 +1,4 @@
-"""GaLore parameter groups, shared by the `galore` and `owlore` methods.
+"""GaLore parameter groups, shared by `galore`, `owlore` and the optimizers built on them (apollo, fira, galore_8bit).
 
 galore-torch projects a parameter's gradient only if its param group has a `rank` key (plus update_proj_gap,
 scale, proj_type). Targets: the `.weight` of every nn.Linear whose module name contains "attn" or "mlp" (the 7
@@ -76,6 +76,23 @@ def galore_param_groups(model: torch.nn.Module, *, rank: int, update_proj_gap: i
         groups.append({"params": params, "rank": group_rank, "update_proj_gap": update_proj_gap,
                        "scale": scale, "proj_type": proj_type})
     return [group for group in groups if group["params"]]
+
+
+def projected_groups(groups: list[dict[str, Any]], **keys: Any) -> list[dict[str, Any]]:
+    """`groups` with `keys` added to every projected (rank-carrying) group: the optimizers built on GaLore's
+    grouping (APOLLO, Fira) read a few more or other keys from the same groups."""
+    return [{**group, **keys} if "rank" in group else group for group in groups]
+
+
+def import_zoo_package(module: str, method: str, distribution: str):
+    """The reference package `module` of a zoo method, or one line naming the install (pip's `distribution`)."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise UserError(f"method '{method}' needs {distribution}, which is not installed: "
+                        f"pip install 'owlore-bench[zoo]'") from None
 
 
 def galore_adamw(groups: list[dict[str, Any]], lr: float, weight_decay: float) -> torch.optim.Optimizer:

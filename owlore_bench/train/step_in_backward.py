@@ -17,17 +17,23 @@ names the setting to drop.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from owlore_bench.errors import UserError
+from owlore_bench.train import distributed
 
 
 def check_supported(method: Any, train: Any, world_size: int = 1) -> None:
-    """One line naming the setting to drop when update_in_backward cannot work with this run."""
+    """One line naming the setting to drop when update_in_backward cannot work with this run (and, first, when the
+    method refuses data parallel on `world_size` processes: both are checked before any training)."""
+    distributed.check_data_parallel(method, world_size)
     if not train.update_in_backward:
+        if getattr(method, "fused_by_design", None):
+            warnings.warn(f"method '{method.name}': {method.fused_by_design}", stacklevel=2)
         return
     reason = getattr(method, "no_update_in_backward", None)
     if reason:
