@@ -7,12 +7,14 @@ import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
 from owlore_bench.errors import UserError
 from owlore_bench.mtbench.judges import judge_slug, make_judge, parse_spec
 from owlore_bench.mtbench.judging import judge_answers
+from owlore_bench.mtbench.questions import Reference
 
 pytest.importorskip("openai")
 
@@ -169,31 +171,32 @@ PROMPTS = {name: {"name": name, "type": "single", "system_prompt": f"sys {name}"
                   "prompt_template": "{question}|{answer}" if "multi" not in name else
                   "{question_1}|{answer_1}|{question_2}|{answer_2}"}
            for name in ("single-v1", "single-v1-multi-turn", "single-math-v1", "single-math-v1-multi-turn")}
+NO_REFS = Reference("none", Path("none.jsonl"), "0" * 64, {})  # writing/roleplay questions need none
 
 
 def test_judging_survives_a_reply_without_rating_and_resumes_after_a_failure(fake_openai, tmp_path):
     out = tmp_path / "judgments.jsonl"
     server = fake_openai(script=["no verdict here", "Rating: [[7]]", 401])
     with pytest.raises(UserError, match="HTTP 401"):
-        judge_answers(ANSWERS, QUESTIONS, PROMPTS, {}, make_judge(server.spec(concurrency=1)), out)
+        judge_answers(ANSWERS, QUESTIONS, PROMPTS, NO_REFS, make_judge(server.spec(concurrency=1)), out)
     kept = [json.loads(line) for line in out.read_text().splitlines()]
     assert sorted(row["score"] for row in kept) == [-1, 7]  # the unparsed reply is kept, scored -1
-    rows = judge_answers(ANSWERS, QUESTIONS, PROMPTS, {}, make_judge(server.spec()), out)  # the server is back
+    rows = judge_answers(ANSWERS, QUESTIONS, PROMPTS, NO_REFS, make_judge(server.spec()), out)  # the server is back
     assert len(server.requests) == 3 + 2  # only the two missing judgments were asked for
     assert sorted((row["question_id"], row["turn"]) for row in rows) == [(81, 1), (81, 2), (82, 1), (82, 2)]
     assert {tuple(row["judge"]) for row in rows} == {("test-judge", "single-v1"),
                                                      ("test-judge", "single-v1-multi-turn")}
     assert {row["judge_identity"]["base_url"] for row in rows} == {server.url}
-    assert judge_answers(ANSWERS, QUESTIONS, PROMPTS, {}, make_judge(server.spec()), out) == rows
+    assert judge_answers(ANSWERS, QUESTIONS, PROMPTS, NO_REFS, make_judge(server.spec()), out) == rows
     assert len(server.requests) == 5  # nothing left to judge
 
 
 def test_a_judgments_file_of_another_judge_is_refused(fake_openai, tmp_path):
     server = fake_openai()
     out = tmp_path / "judgments.jsonl"
-    judge_answers(ANSWERS[:1], QUESTIONS, PROMPTS, {}, make_judge(server.spec()), out)
+    judge_answers(ANSWERS[:1], QUESTIONS, PROMPTS, NO_REFS, make_judge(server.spec()), out)
     with pytest.raises(UserError, match="holds judgments by another judge"):
-        judge_answers(ANSWERS, QUESTIONS, PROMPTS, {}, make_judge(server.spec(), max_tokens=64), out)
+        judge_answers(ANSWERS, QUESTIONS, PROMPTS, NO_REFS, make_judge(server.spec(), max_tokens=64), out)
 
 
 @pytest.mark.parametrize("spec, message", [

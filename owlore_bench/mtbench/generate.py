@@ -9,11 +9,8 @@ does not depend on which other questions share its batch, nor on a resume.
 Each token is picked with the logits processors `model.generate` would build for FastChat's call (the model's
 generation_config filled with transformers' defaults, so top_k 50 applies when sampling; generation_processors).
 
-Prompt formats (recorded in answers.meta.json beside the answers):
-- "chat": the tokenizer's chat template (user/assistant messages, generation prompt appended);
-- "alpaca": datasets.templates.render_prompt's Alpaca prompt for turn 1; turn 2 appends the answer, then
-  "\\n\\n### Instruction:\\n{q2}\\n\\n### Response:\\n";
-- "plain": the instruction alone (as `data.template: plain` trains); turn 2 appends the answer, "\\n\\n" and q2.
+Prompt formats (chat, alpaca, plain, fastchat:NAME) and their texts: templates.py. Under a FastChat template an
+answer also ends and is cleaned as gen_model_answer.py does it (templates.FastChatStops).
 """
 
 from __future__ import annotations
@@ -22,14 +19,22 @@ import json
 import time
 import uuid
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from owlore_bench.datasets.templates import render_prompt
 from owlore_bench.errors import UserError
 from owlore_bench.mtbench.questions import select_questions
+from owlore_bench.mtbench.templates import (  # noqa: F401 (conversation_prompt, encode_prompt: re-exported)
+    FASTCHAT,
+    FastChatStops,
+    check_prompt_format,
+    conversation_prompt,
+    encode_prompt,
+    train_format,
+)
 from owlore_bench.results import drop_torn_tail, read_json, read_jsonl, write_json_atomic, write_jsonl_atomic
 
 # fastchat/llm_judge/common.py temperature_config; other categories get DEFAULT_TEMPERATURE.
@@ -37,48 +42,13 @@ TEMPERATURES = {"writing": 0.7, "roleplay": 0.7, "extraction": 0.0, "math": 0.0,
                 "stem": 0.1, "humanities": 0.1, "arena-hard-200": 0.0}
 DEFAULT_TEMPERATURE = 0.7
 GREEDY_BELOW = 1e-4
-PROMPT_FORMATS = ("chat", "alpaca", "plain")
+resolve_prompt_format = train_format  # the name the runner and older callers use
 # answers.meta.json fields that must match for a rerun to continue an answers file.
 RESUME_KEYS = ("model_id", "prompt_format", "max_new_tokens", "seed")
 
 
 def category_temperature(category: str) -> float:
     return TEMPERATURES.get(category, DEFAULT_TEMPERATURE)
-
-
-def resolve_prompt_format(tokenizer: Any, run_dir: str | Path | None = None) -> str:
-    """A trained run: its config.json's data.template. A base model: 'chat' if its tokenizer has a chat
-    template, else 'alpaca'."""
-    if run_dir is not None:
-        if not (Path(run_dir) / "config.json").is_file():
-            raise UserError(f"--run {run_dir}: no config.json, so its training template is unknown")
-        return read_json(Path(run_dir) / "config.json").get("data", {}).get("template", "alpaca")
-    return "chat" if getattr(tokenizer, "chat_template", None) else "alpaca"
-
-
-def conversation_prompt(tokenizer: Any, prompt_format: str, questions: list[str], answers: list[str]) -> str:
-    """The prompt text for turn len(answers)+1: questions[0..k] with the k earlier answers in between."""
-    if prompt_format == "chat":
-        messages = []
-        for index, question in enumerate(questions[: len(answers) + 1]):
-            messages.append({"role": "user", "content": question})
-            if index < len(answers):
-                messages.append({"role": "assistant", "content": answers[index]})
-        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    if prompt_format not in ("alpaca", "plain"):
-        raise UserError(f"prompt format '{prompt_format}' is unknown; use one of {', '.join(PROMPT_FORMATS)}")
-    text = render_prompt({"instruction": questions[0], "input": ""}, prompt_format)
-    for answer, question in zip(answers, questions[1:]):
-        follow_up = f"\n\n### Instruction:\n{question}\n\n### Response:\n" if prompt_format == "alpaca" else \
-            f"\n\n{question}"
-        text += answer + follow_up
-    return text
-
-
-def encode_prompt(tokenizer: Any, prompt_format: str, text: str) -> list[int]:
-    """Token ids of a prompt: a chat template already holds its special tokens; alpaca/plain get the tokenizer's
-    own (BOS), as in training (data.tokenize_record)."""
-    return tokenizer(text, add_special_tokens=prompt_format != "chat")["input_ids"]
 
 
 def stop_token_ids(model: Any, tokenizer: Any) -> set[int]:
@@ -153,8 +123,11 @@ def _cache_options(model: Any) -> dict[str, Any]:
 @torch.no_grad()
 def decode_batch(model: Any, prompts: list[list[int]], *, temperatures: list[float],
                  generators: list[torch.Generator | None], max_new_tokens: int, stop_ids: set[int],
-                 pad_id: int) -> list[list[int]]:
+                 pad_id: int, finished_when: Callable[[list[int]], bool] | None = None) -> list[list[int]]:
     """New token ids for each prompt (left-padded into one batch), cut before the first stop id.
+
+    `finished_when(new_ids)`, if given, ends a row early once it returns True (FastChatStops.finished: more
+    tokens could not change the answer text).
 
     Position ids count only real tokens (a padded row sees the same positions as alone) and the attention mask
     hides the padding, so under greedy decoding a batched row reproduces its unbatched output. One forward pass
@@ -182,6 +155,7 @@ def decode_batch(model: Any, prompts: list[list[int]], *, temperatures: list[flo
                 finished[row] = True
             else:
                 outputs[row].append(token)
+                finished[row] = finished_when is not None and finished_when(outputs[row])
         if all(finished):
             break
         ids = tokens[:, None]
@@ -195,6 +169,11 @@ def _answer_turns(model: Any, tokenizer: Any, batch: list[dict[str, Any]], *, pr
     """Answers (stripped text) to every turn of a batch of questions; turn k+1 sees turns 1..k."""
     answers: list[list[str]] = [[] for _ in batch]
     device = next(model.parameters()).device
+    stop_ids = stop_token_ids(model, tokenizer)
+    fastchat = FastChatStops(prompt_format.partition(":")[2], tokenizer) if prompt_format.startswith(FASTCHAT + ":") \
+        else None
+    if fastchat is not None:
+        stop_ids |= fastchat.stop_token_ids
     for turn in range(1, max(len(q["turns"]) for q in batch) + 1):
         rows = [index for index, q in enumerate(batch) if len(q["turns"]) >= turn]
         prompts, temperatures, generators = [], [], []
@@ -206,11 +185,13 @@ def _answer_turns(model: Any, tokenizer: Any, batch: list[dict[str, Any]], *, pr
             generator = torch.Generator(device=device)
             generators.append(generator.manual_seed(_seed_for(seed, question["question_id"], turn)))
         new_ids = decode_batch(model, prompts, temperatures=temperatures, generators=generators,
-                               max_new_tokens=max_new_tokens, stop_ids=stop_token_ids(model, tokenizer),
-                               pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
+                               max_new_tokens=max_new_tokens, stop_ids=stop_ids,
+                               pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
+                               finished_when=fastchat.finished if fastchat else None)
         for index, ids in zip(rows, new_ids):
             stats["new_tokens"] += len(ids)
-            answers[index].append(tokenizer.decode(ids, skip_special_tokens=True).strip())
+            answers[index].append(fastchat.text(ids) if fastchat else
+                                  tokenizer.decode(ids, skip_special_tokens=True).strip())
     return answers
 
 
@@ -235,9 +216,11 @@ def meta_path(answer_file: str | Path) -> Path:
 
 def generate_answers(model: Any, tokenizer: Any, questions: list[dict[str, Any]], out_file: str | Path, *,
                      model_id: str, prompt_format: str, max_new_tokens: int = 1024, batch_size: int = 8,
-                     seed: int = 0, limit: int | None = None, progress: bool = False) -> Path:
-    """Answer both turns of `questions` (the first `limit`, round-robin over categories) into `out_file`, a
-    FastChat model-answer JSONL; returns its path.
+                     seed: int = 0, limit: int | None = None, question_begin: int | None = None,
+                     question_end: int | None = None, progress: bool = False) -> Path:
+    """Answer both turns of `questions` (questions[question_begin:question_end], then the first `limit` of those
+    round-robin over categories: questions.select_questions) into `out_file`, a FastChat model-answer JSONL;
+    returns its path.
 
     Resumable: a question already in the file is skipped; each question's line is appended (and flushed) once
     both its turns are done, so a killed run loses at most the batch in flight. At the end the file is sorted by
@@ -246,8 +229,7 @@ def generate_answers(model: Any, tokenizer: Any, questions: list[dict[str, Any]]
     for name, value in (("max_new_tokens", max_new_tokens), ("batch_size", batch_size)):
         if value < 1:
             raise UserError(f"{name}: must be >= 1 (got {value})")
-    if prompt_format not in PROMPT_FORMATS:
-        raise UserError(f"prompt format '{prompt_format}' is unknown; use one of {', '.join(PROMPT_FORMATS)}")
+    check_prompt_format(prompt_format)
     out_file = Path(out_file)
     out_file.parent.mkdir(parents=True, exist_ok=True)
     settings = {"model_id": model_id, "prompt_format": prompt_format, "max_new_tokens": max_new_tokens, "seed": seed}
@@ -259,7 +241,8 @@ def generate_answers(model: Any, tokenizer: Any, questions: list[dict[str, Any]]
         raise UserError(f"{out_file}: holds answers of model {strangers[0]!r}, not {model_id!r}; one answers file "
                         f"per model (FastChat's layout); use another output folder")
     done = {row["question_id"] for row in rows}
-    pending = [q for q in select_questions(questions, limit) if q["question_id"] not in done]
+    chosen = select_questions(questions, limit, question_begin, question_end)
+    pending = [q for q in chosen if q["question_id"] not in done]
     pending.sort(key=lambda q: len(q["turns"][0]), reverse=True)  # similar lengths share a batch: less padding
     write_json_atomic(meta_path(out_file), meta)
     if not pending:

@@ -7,7 +7,9 @@ model-answer JSONL: `{question_id, answer_id, model_id, choices: [{index, turns:
 
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ CATEGORIES = ("writing", "roleplay", "reasoning", "math", "coding", "extraction"
 KNOWN_CATEGORIES = (*CATEGORIES, "arena-hard-200")
 # Categories graded against a reference answer (FastChat's NEED_REF_CATS).
 NEED_REF_CATS = ("math", "reasoning", "coding", "arena-hard-200")
+DEFAULT_REFERENCE = "gpt-4"  # reference_answer_gpt-4.jsonl, FastChat's default references
 SINGLE_PROMPTS = ("single-v1", "single-math-v1", "single-v1-multi-turn", "single-math-v1-multi-turn")
 
 
@@ -87,6 +90,51 @@ def load_reference_answers(path: str | Path | None = None) -> dict[int, list[str
     return {record["question_id"]: record["choices"][0]["turns"] for record in _answer_records(path)}
 
 
+@dataclass(frozen=True)
+class Reference:
+    """Reference answers for the math/reasoning/coding judge prompts: a name, its file, the file's sha256 (it joins
+    the judge identity) and question_id → reference turns."""
+
+    name: str
+    path: Path
+    sha256: str
+    answers: dict[int, list[str]]
+
+    @property
+    def identity(self) -> dict[str, str]:
+        return {"name": self.name, "sha256": self.sha256}
+
+
+def load_reference(spec: str | Path | None = None) -> Reference:
+    """The references `--reference FILE|NAME` means: an existing file, else NAME (default 'gpt-4') as FastChat
+    names them, <data>/mt_bench/reference_answer_<NAME>.jsonl or <data>/mt_bench/reference_answer/<NAME>.jsonl."""
+    spec = str(spec or DEFAULT_REFERENCE)
+    path = Path(spec)
+    if not path.is_file():
+        folder = mtbench_dir()
+        candidates = [folder / f"reference_answer_{spec}.jsonl", folder / "reference_answer" / f"{spec}.jsonl"]
+        found = [candidate for candidate in candidates if candidate.is_file()]
+        if not found:
+            names = sorted({file.stem.removeprefix("reference_answer_") for file in
+                            [*folder.glob("reference_answer_*.jsonl"), *folder.glob("reference_answer/*.jsonl")]})
+            raise UserError(f"--reference {spec}: not a file, and no reference answers named {spec!r} in {folder} "
+                            f"(names there: {', '.join(names) or 'none'})")
+        path = found[0]
+    name = spec if path != Path(spec) else path.stem
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return Reference(name=name, path=path, sha256=digest, answers=load_reference_answers(path))
+
+
+def check_references(reference: Reference, questions: list[dict[str, Any]]) -> None:
+    """One line naming the file and the questions when a question that needs a reference answer has none."""
+    missing = [q["question_id"] for q in questions if q["category"] in NEED_REF_CATS
+               and len(reference.answers.get(q["question_id"], [])) < len(q["turns"])]
+    if missing:
+        raise UserError(f"reference answers {reference.path}: no reference answer (for every turn) to question(s) "
+                        f"{', '.join(map(str, missing))}, which the math/reasoning/coding prompts need; "
+                        f"give a --reference that covers them")
+
+
 def load_judge_prompts(path: str | Path | None = None) -> dict[str, dict[str, Any]]:
     """FastChat's judge prompts by name (judge_prompts.jsonl); the four single-grading prompts must be there."""
     path = Path(path) if path else mtbench_dir() / "judge_prompts.jsonl"
@@ -147,9 +195,14 @@ def load_answers(path: str | Path, questions: list[dict[str, Any]]) -> list[dict
     return answers
 
 
-def select_questions(questions: list[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:
-    """The first `limit` questions taken round-robin over categories (question k of every category before
-    question k+1 of any), so that a subset still covers every category; all questions when limit is None."""
+def select_questions(questions: list[dict[str, Any]], limit: int | None, begin: int | None = None,
+                     end: int | None = None) -> list[dict[str, Any]]:
+    """questions[begin:end] (file order, contiguous: FastChat's --question-begin/--question-end), then of those
+    the first `limit` taken round-robin over categories (question k of every category before question k+1 of
+    any), so that a subset still covers every category; all of them when limit is None."""
+    questions = questions[begin:end]
+    if not questions:
+        raise UserError(f"--question-begin {begin} / --question-end {end} select no question")
     if limit is None or limit >= len(questions):
         return list(questions)
     by_category: dict[str, list[dict[str, Any]]] = {}

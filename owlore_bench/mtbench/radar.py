@@ -21,6 +21,11 @@ LABELS = {"stem": "STEM"}
 def plot_category_radar(scores_by_method: dict[str, dict[str, float | None]], path: str | Path,
                         title: str) -> Path:
     """Draw {method: {category: mean score}} to `path` (PNG); returns the path. Put the judge in `title`."""
+    return write_png_atomic(category_radar_figure(scores_by_method, title), Path(path))
+
+
+def category_radar_figure(scores_by_method: dict[str, dict[str, float | None]], title: str) -> Figure:
+    """The radar of {method: {category: mean score}} as a Figure (plot_category_radar writes it as a PNG)."""
     names = [name for name in CATEGORIES if any(name in scores for scores in scores_by_method.values())]
     names += sorted({name for scores in scores_by_method.values() for name in scores} - set(names))
     if len(names) < 3:
@@ -43,4 +48,4 @@ def plot_category_radar(scores_by_method: dict[str, dict[str, float | None]], pa
     axes.set_yticks([2, 4, 6, 8, 10])
     axes.set_title(title, pad=36, fontsize=10)
     axes.legend(loc="upper left", bbox_to_anchor=(1.05, 1.0), fontsize=9)
-    return write_png_atomic(figure, Path(path))
+    return figure

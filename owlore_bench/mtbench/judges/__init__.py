@@ -6,12 +6,14 @@ A judge spec is `BACKEND:MODEL`, optionally followed by `?key=value&key=value` o
     openai:Qwen/Qwen2.5-7B-Instruct?base_url=http://127.0.0.1:8000/v1&api_key_env=none
                                                         vLLM / llama.cpp llama-server / Ollama / TGI, no key
     openai:gpt-4o?api_key_env=MY_KEY&concurrency=4&timeout=120&retries=6
+    openai:gpt-4o?base_url=https://NAME.openai.azure.com&api_version=2024-06-01&deployment=DEP   Azure OpenAI
     hf:smollm2-135m                                     a local transformers causal LM (the offline default)
     hf:Qwen/Qwen2.5-0.5B-Instruct?dtype=fp32&device=cpu&batch_size=4
 
 The model name runs from the first ':' to the first '?' (so 'org/name' and Ollama's 'llama3:8b' work).
 Options of openai: base_url, api_key_env ('none' for a server without a key), concurrency, timeout (s),
-retries, backoff (s). Options of hf: dtype, device, batch_size. Every judge decodes at temperature 0 and writes
+retries, backoff (s), api_version + deployment (Azure OpenAI: base_url is the azure endpoint). Options of hf:
+dtype, device, batch_size, prefill. Every judge decodes at temperature 0 and writes
 at most `max_tokens` tokens per reply (FastChat: 2048).
 """
 

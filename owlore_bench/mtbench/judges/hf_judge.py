@@ -6,6 +6,8 @@ tiny-llama's byte tokenizer, for tests) gets the plain text "system\\n\\nuser" w
 in left-padded batches of `batch_size` (sorted by length), up to max_tokens new tokens each, cut at EOS.
 Prompts are not truncated: a judge model needs a context of prompt + max_tokens tokens.
 `hf:smollm2-135m` is the offline default; a 135M model is a weak judge, good for plumbing, not for rankings.
+The model loads lazily, on the first request: a rerun with nothing left to judge (or a --dry-run, which needs only
+the tokenizer) costs no model load.
 
 Option `prefill=rating` starts the judge's reply with "Rating: [[" (the verdict format FastChat's prompts ask
 for) and keeps that text in the reply. A small model asked for an explanation first rarely reaches a verdict (in
@@ -35,16 +37,14 @@ class HFJudge(Judge):
     def __init__(self, model: str, max_tokens: int = DEFAULT_MAX_TOKENS, dtype: str = "auto", device: str = "auto",
                  batch_size: int = 4, prefill: str = "none"):
         super().__init__(model, max_tokens)
-        from owlore_bench.models import load_model
-
         if (dtype not in ("auto", "bf16", "fp32") or device not in ("auto", "cpu", "cuda") or batch_size < 1
                 or prefill not in PREFILLS):
             raise UserError(f"judge hf:{model}: options are dtype=auto|bf16|fp32, device=auto|cpu|cuda, "
                             f"batch_size>=1, prefill=none|rating (got dtype={dtype}, device={device}, "
                             f"batch_size={batch_size}, prefill={prefill})")
         self.prefill = PREFILLS[prefill]
-        self.net, self.tokenizer = load_model(model, dtype=dtype, device=device)
-        self.net.eval()
+        self.dtype, self.device, self._net = dtype, device, None
+        self.tokenizer = judge_tokenizer(model)
         self.batch_size = batch_size
         self.prompt_format = "chat_template" if getattr(self.tokenizer, "chat_template", None) else PLAIN_FORMAT
 
@@ -67,12 +67,24 @@ class HFJudge(Judge):
             text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         return self.tokenizer(text + self.prefill, add_special_tokens=False)["input_ids"]
 
+    @property
+    def net(self) -> Any:
+        """The judge model, loaded on first use (models.load_model)."""
+        if self._net is None:
+            from owlore_bench.models import load_model
+
+            self._net, _ = load_model(self.model, dtype=self.dtype, device=self.device)
+            self._net.eval()
+        return self._net
+
     def complete(self, system: str, user: str) -> str:
         return next(self.complete_many([(system, user)]))[1]
 
     def complete_many(self, requests: list[tuple[str, str]]) -> Iterator[tuple[int, str]]:
         from owlore_bench.mtbench.generate import decode_batch, stop_token_ids
 
+        if not requests:
+            return  # nothing to judge: no model load
         prompts = [self.prompt_ids(system, user) for system, user in requests]
         order = sorted(range(len(prompts)), key=lambda index: len(prompts[index]), reverse=True)
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
@@ -83,3 +95,20 @@ class HFJudge(Judge):
                                    stop_ids=stop_token_ids(self.net, self.tokenizer), pad_id=pad_id)
             for index, ids in zip(rows, new_ids):
                 yield index, (self.prefill + self.tokenizer.decode(ids, skip_special_tokens=True)).strip()
+
+
+def judge_tokenizer(name: str) -> Any:
+    """The tokenizer of an hf: judge model, without loading its weights (a pad token set as load_model sets it)."""
+    from owlore_bench import models
+
+    if name == "tiny-llama":
+        tokenizer = models.byte_tokenizer()
+    else:
+        from transformers import AutoTokenizer
+
+        # models._checkpoint_path: the same folder / hub resolution (and one-line errors) load_model uses
+        path = models.smollm2_checkpoint() if name == "smollm2-135m" else models._checkpoint_path(name)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer

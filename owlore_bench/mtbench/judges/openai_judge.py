@@ -6,11 +6,19 @@ Requests are FastChat's: messages [system, user], temperature 0, max_tokens (def
 `retries` times, waiting backoff * 2^k seconds before retry k+1; other HTTP errors (401, 404, 400) are not retried.
 When the retries are spent, or the key variable is missing, the run stops with one UserError line naming the
 URL or the variable; judgments already written stay, so a rerun judges only what is missing.
+
+Newer OpenAI models (the o1/o3/o4 and gpt-5 families) refuse `max_tokens` and take `max_completion_tokens`: the
+judge sends that for those names, and for any other model whose server answers HTTP 400 naming max_tokens it
+retries that request once with max_completion_tokens (and keeps using it).
+Azure OpenAI: `api_version=...` (and `deployment=...`, default the model name) switch to openai.AzureOpenAI with
+base_url as the azure_endpoint (https://NAME.openai.azure.com); the key comes from $AZURE_OPENAI_API_KEY unless
+api_key_env says otherwise.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -20,6 +28,8 @@ from owlore_bench.errors import UserError
 from owlore_bench.mtbench.judges.base import DEFAULT_MAX_TOKENS, OPENAI_URL, Judge
 
 NO_KEY = "none"  # api_key_env=none: a local server that wants no key
+# Model names that take max_completion_tokens instead of max_tokens (OpenAI's reasoning models and gpt-5).
+COMPLETION_TOKENS_MODELS = re.compile(r"^(o\d|gpt-5)")
 
 
 class OpenAIJudge(Judge):
@@ -27,13 +37,18 @@ class OpenAIJudge(Judge):
 
     backend = "openai"
     OPTIONS = {"base_url": str, "api_key_env": str, "concurrency": int, "timeout": float, "retries": int,
-               "backoff": float}
+               "backoff": float, "api_version": str, "deployment": str}
 
     def __init__(self, model: str, max_tokens: int = DEFAULT_MAX_TOKENS, base_url: str = OPENAI_URL,
-                 api_key_env: str = "OPENAI_API_KEY", concurrency: int = 8, timeout: float = 60.0,
-                 retries: int = 5, backoff: float = 1.0):
-        """`timeout`: seconds per request; `backoff`: seconds before the first retry (doubling after each)."""
+                 api_key_env: str | None = None, concurrency: int = 8, timeout: float = 60.0,
+                 retries: int = 5, backoff: float = 1.0, api_version: str | None = None,
+                 deployment: str | None = None):
+        """`timeout`: seconds per request; `backoff`: seconds before the first retry (doubling after each);
+        `api_version`/`deployment`: Azure OpenAI (see the module docstring)."""
         super().__init__(model, max_tokens)
+        if deployment and not api_version:
+            raise UserError(f"judge openai:{model}: deployment= is Azure OpenAI's and needs api_version= too")
+        api_key_env = api_key_env or ("AZURE_OPENAI_API_KEY" if api_version else "OPENAI_API_KEY")
         for name, value, low in (("concurrency", concurrency, 1), ("timeout", timeout, 1e-3), ("retries", retries, 0),
                                  ("backoff", backoff, 0)):
             if value < low:
@@ -52,19 +67,39 @@ class OpenAIJudge(Judge):
         self.base_url, self.api_key_env = base_url.rstrip("/"), api_key_env
         self.concurrency, self.timeout, self.retries, self.backoff = concurrency, timeout, retries, backoff
         self._openai = openai
-        self._client = openai.OpenAI(api_key=key, base_url=self.base_url, timeout=timeout, max_retries=0)
+        self.api_version, self.deployment = api_version, (deployment or model) if api_version else None
+        if api_version:
+            self._client = openai.AzureOpenAI(api_key=key, azure_endpoint=self.base_url, api_version=api_version,
+                                              timeout=timeout, max_retries=0)
+        else:
+            self._client = openai.OpenAI(api_key=key, base_url=self.base_url, timeout=timeout, max_retries=0)
+        short_name = model.rsplit("/", 1)[-1].lower()
+        self.token_field = "max_completion_tokens" if COMPLETION_TOKENS_MODELS.match(short_name) else "max_tokens"
 
     @property
     def identity(self) -> dict[str, Any]:
-        return {**super().identity, "base_url": self.base_url}
+        azure = {"api_version": self.api_version, "deployment": self.deployment} if self.api_version else {}
+        return {**super().identity, "base_url": self.base_url, **azure}
+
+    def _create(self, messages: list[dict[str, str]]) -> Any:
+        """One chat completion; a 400 naming max_tokens switches to max_completion_tokens and is retried once."""
+        field = self.token_field
+        try:
+            return self._client.chat.completions.create(model=self.deployment or self.model, messages=messages,
+                                                        n=1, temperature=0, **{field: self.max_tokens})
+        except self._openai.BadRequestError as error:
+            if field != "max_tokens" or "max_tokens" not in str(error):
+                raise
+        self.token_field = "max_completion_tokens"
+        return self._client.chat.completions.create(model=self.deployment or self.model, messages=messages, n=1,
+                                                    temperature=0, max_completion_tokens=self.max_tokens)
 
     def complete(self, system: str, user: str) -> str:
         messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
         attempt = 0
         while True:
             try:
-                response = self._client.chat.completions.create(model=self.model, messages=messages, n=1,
-                                                                temperature=0, max_tokens=self.max_tokens)
+                response = self._create(messages)
                 return response.choices[0].message.content or ""
             except self._openai.APIError as error:
                 if not self._retryable(error) or attempt == self.retries:
