@@ -22,7 +22,11 @@ DEFAULT_OUTPUT_ROOT = "runs"  # the user's; committed reference results live und
 # other values of these still holds the same experiment.
 # Changing the MT-Bench judge (or asking for more questions) keeps every result: answers are reused and only
 # what is missing is generated or judged, each judge in its own files.
-LOCATION_FIELDS = ("out", "reference", "mt_bench.judge", "mt_bench.judge_max_tokens", "mt_bench.limit")
+# eval.forgetting: every forgetting.json names its text and sha256, so a folder measured on another text is still
+# read correctly (completed units keep the file they have).
+LOCATION_FIELDS = ("out", "reference", "mt_bench.judge", "mt_bench.judge_max_tokens", "mt_bench.limit",
+                   "eval.forgetting", "mt_bench.reference", "mt_bench.judge_repeats", "mt_bench.question_begin",
+                   "mt_bench.question_end")
 
 
 class MethodEntry(StrictModel):
@@ -51,6 +55,25 @@ class EvalConfig(StrictModel):
     batch_size: int = Field(16, gt=0, description="sequences per lm-eval forward pass")
     metric: Literal["acc", "acc_norm"] = Field("acc", description="metric the report shows per task "
                                                "(acc_norm only where the task reports it)")
+    forgetting: str | None = Field("builtin", description="held-out general text whose per-token cross-entropy "
+                                   "every run reports against the base model (forgetting.json): 'builtin' (a "
+                                   "public-domain English slice shipped in the package), a UTF-8 text file "
+                                   "('data:<rel>' under $OWLORE_BENCH_DATA), or null to skip")
+
+    @field_validator("forgetting", mode="before")
+    @classmethod
+    def _forgetting_text_exists(cls, value: Any) -> Any:
+        """`off` / false / null switch it off; a text file is checked now, not after the first run has trained."""
+        if value is False or value is None or value == "off":
+            return None
+        if isinstance(value, str):
+            from owlore_bench.datasets.general_text import load_general_text
+
+            try:
+                load_general_text(value)
+            except UserError as error:
+                raise ValueError(str(error).removeprefix("eval.forgetting: ")) from None
+        return value
 
 
 class ExperimentConfig(StrictModel):

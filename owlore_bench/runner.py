@@ -50,13 +50,13 @@ def unit_is_complete(unit: Unit, experiment: ExperimentConfig | None = None) -> 
 
 
 def _answers_are_complete(experiment: ExperimentConfig, unit: Unit) -> bool:
-    from owlore_bench.mtbench.pipeline import ANSWERS_FILE
-    from owlore_bench.mtbench.questions import load_questions, select_questions
+    from owlore_bench.mtbench.pipeline import ANSWERS_FILE, chosen_question_ids
+    from owlore_bench.mtbench.questions import load_questions
 
     if read_json(unit.folder / "summary.json").get("status") != "ok":
         return True  # a diverged/oom/failed unit has no model to answer with: its status is the result
     answered = {row["question_id"] for row in read_jsonl(unit.folder / "mt_bench" / ANSWERS_FILE)}
-    chosen = {q["question_id"] for q in select_questions(load_questions(), experiment.mt_bench.limit)}
+    chosen = chosen_question_ids(experiment.mt_bench, load_questions())
     return chosen <= answered
 
 
@@ -132,8 +132,9 @@ def _train_and_evaluate(experiment: ExperimentConfig, unit: Unit) -> dict[str, A
 
 
 def _evaluate_into(experiment: ExperimentConfig, unit: Unit, model: Any, tokenizer: Any) -> None:
-    """lm-eval rows into eval.json, then (with mt_bench) the model's MT-Bench answers; judging comes later, for
-    all units at once (judge_mtbench), so a judge that fails costs no training and a new judge no generation."""
+    """lm-eval rows into eval.json, forgetting.json (CE on general text), then (with mt_bench) MT-Bench answers;
+    judging comes later, for all units at once (judge_mtbench), so a judge that fails costs no training and a new
+    judge no generation."""
     settings = experiment.eval
     if settings.tasks:
         from owlore_bench.evaluation.harness import evaluate_model_with_samples
@@ -144,38 +145,57 @@ def _evaluate_into(experiment: ExperimentConfig, unit: Unit, model: Any, tokeniz
             batch_size=settings.batch_size)
         write_samples(unit.folder, samples)  # per-question outcomes (samples/<task>.jsonl.gz) before eval.json
         write_json_atomic(unit.folder / "eval.json", {"rows": rows, "protocol": protocol})
+    if settings.forgetting is not None:
+        _measure_forgetting(experiment, unit, model, tokenizer)
     if experiment.mt_bench is not None:
-        from owlore_bench.mtbench.generate import generate_answers, resolve_prompt_format
-        from owlore_bench.mtbench.pipeline import ANSWERS_FILE
-        from owlore_bench.mtbench.questions import load_questions
+        from owlore_bench.mtbench.pipeline import answer_for_unit
 
-        bench = experiment.mt_bench
-        generate_answers(model, tokenizer, load_questions(), unit.folder / "mt_bench" / ANSWERS_FILE,
-                         model_id=f"{experiment.name}/{unit.label}/seed-{unit.seed}",
-                         prompt_format=resolve_prompt_format(tokenizer, unit.folder if unit.run else None),
-                         max_new_tokens=bench.max_new_tokens, batch_size=bench.batch_size, seed=bench.seed,
-                         limit=bench.limit)
+        answer_for_unit(model, tokenizer, unit.folder / "mt_bench", experiment.mt_bench,
+                        model_id=f"{experiment.name}/{unit.label}/seed-{unit.seed}",
+                        run_dir=unit.folder if unit.run else None)
+
+
+def _measure_forgetting(experiment: ExperimentConfig, unit: Unit, model: Any, tokenizer: Any) -> None:
+    """forgetting.json: CE on held-out general text against the base model, whose CEs are computed once per
+    experiment (by the base unit, else by the first trained unit, which loads the base model for it)."""
+    from owlore_bench.evaluation.forgetting import BASE_CACHE_DIR, write_forgetting
+    from owlore_bench.models import load_model
+
+    train = unit.run.train if unit.run is not None else experiment.train
+    load_base = None if unit.run is None else (
+        lambda: load_model(experiment.model, dtype=train.dtype, device=train.device)[0])
+    write_forgetting(unit.folder, model, tokenizer, experiment.eval.forgetting, model_name=experiment.model,
+                     cache_dir=experiment.out_dir / BASE_CACHE_DIR, load_base=load_base)
 
 
 def judge_mtbench(experiment: ExperimentConfig, units: list[Unit], progress: bool = True) -> int:
     """Judge the MT-Bench answers of every finished unit that the experiment's judge has not scored yet (each
     judge writes its own judgments and scores files). Returns how many units were judged now. A judge that
     cannot be reached is one UserError line; the answers stay and a rerun judges only what is missing."""
-    from owlore_bench.mtbench.pipeline import ANSWERS_FILE, cached_judge, judge_answer_file, scores_path
-    from owlore_bench.mtbench.questions import load_questions, select_questions
+    from owlore_bench.mtbench.pipeline import (
+        ANSWERS_FILE,
+        cached_judge,
+        chosen_question_ids,
+        judge_answer_file,
+        scores_path,
+    )
+    from owlore_bench.mtbench.questions import load_questions, load_reference
 
     bench = experiment.mt_bench
-    chosen = {q["question_id"] for q in select_questions(load_questions(), bench.limit)}
+    chosen = chosen_question_ids(bench, load_questions())
+    reference = load_reference(bench.reference)
     todo = [unit for unit in units if (unit.folder / "mt_bench" / ANSWERS_FILE).is_file()
             and read_json(unit.folder / "summary.json").get("status") == "ok"]
     judged = 0
     for unit in tqdm(todo, desc="judging", unit="run", disable=not progress or not todo):
         judge = cached_judge(bench.judge, bench.judge_max_tokens)  # loads an hf: judge once, only when needed
         folder = unit.folder / "mt_bench"
-        target = scores_path(folder, judge)
-        if target.is_file() and read_json(target).get("n_questions") == len(chosen):
+        target = scores_path(folder, judge, reference)
+        if target.is_file() and read_json(target).get("n_questions") == len(chosen) and \
+                read_json(target).get("judge_repeats", 1) == bench.judge_repeats:
             continue
-        judge_answer_file(folder / ANSWERS_FILE, judge, folder, question_ids=chosen)
+        judge_answer_file(folder / ANSWERS_FILE, judge, folder, question_ids=chosen, reference=reference,
+                          repeats=bench.judge_repeats)
         judged += 1
     return judged
 
@@ -191,9 +211,12 @@ def dry_run_plan(experiment: ExperimentConfig, units: list[Unit]) -> list[dict[s
         if unit.run is not None:
             train = unit.run.train
             dtype = _estimate_dtype(train.dtype, train.device)
+            # packed rows are block_size tokens; steps with train.epochs need the tokenized data (train --dry-run)
+            seq_len = unit.run.data.block_size if unit.run.data.packing else train.max_length
+            row.update(seq_len=seq_len, steps=train.steps, epochs=train.epochs)
             try:
                 estimate = estimate_memory(architecture, unit.run.method, unit.run.method_config,
-                                           batch_size=train.batch_size, seq_len=train.max_length, dtype=dtype,
+                                           batch_size=train.batch_size, seq_len=seq_len, dtype=dtype,
                                            grad_checkpointing=train.grad_checkpointing, seed=train.seed)
                 row.update(estimated_total_bytes=estimate["total"], estimate_dtype=dtype,
                            trainable_params=estimate["trainable_params"])
