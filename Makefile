@@ -10,7 +10,7 @@ CONSTRAINTS ?= constraints/cpu.txt
 PIP_CONSTRAINT_ARG := $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
 BIN := $(VENV)/bin
 
-.PHONY: install quickstart test test-fast lint benchmark docs docs-serve clean
+.PHONY: install quickstart test test-fast test-browser lint benchmark docs docs-serve clean
 
 install: $(VENV)/.installed
 
@@ -35,6 +35,14 @@ test: install
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow" -q $(PYTEST_PARALLEL)
+
+# The `browser` tests render report.html in headless Chromium (Debian's chromium package, installed here with
+# apt-get, through sudo when not root); without a browser they skip with the reason.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+test-browser: install
+	command -v chromium >/dev/null || ($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium)
+	$(BIN)/python -m pytest -m browser -q
 
 lint: install
 	$(BIN)/ruff check .

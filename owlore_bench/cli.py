@@ -20,7 +20,8 @@ EXAMPLES = """examples:
 """
 
 DEBUG_ENV = "OWLORE_BENCH_DEBUG"  # set (e.g. =1): a one-line error also prints its traceback and cause
-COMMANDS = ["methods", "train", "run", "fetch", "report", "compare", "eval", "memory", "outliers", "mtbench"]
+COMMANDS = ["methods", "train", "run", "fetch", "report", "compare", "power", "eval", "memory", "outliers",
+            "mtbench"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from owlore_bench.errors import UserError
 from owlore_bench.reporting.loading import GIB, load_results
@@ -145,7 +146,8 @@ def test_columns_are_tasks_then_avg_memory_params_speed_and_groups_stay_out_of_a
 def test_cells_show_mean_pm_std_with_n_and_best_in_bold(experiment: Path):
     frame = display_frame(build_table([experiment])).set_index("Method")
     mean, std, n = expected("owlore", 0)
-    assert frame.loc["owlore", "boolq"] == f"**{mean:.1f} ± {std:.1f} ({n})**"  # owlore has the best boolq
+    # owlore has the best boolq, but without per-question outcomes no test tells it from the runner-up: not bold
+    assert frame.loc["owlore", "boolq"] == f"{mean:.1f} ± {std:.1f} ({n})"
     mean, std, n = expected("lora", 0)
     assert frame.loc["lora", "boolq"] == f"{mean:.1f} ± {std:.1f} ({n})"
     assert frame.loc["base", "boolq"] == f"{100 * SEEDS['base'][0][0]:.1f}"  # n = 1: no ± and no (n)
@@ -156,7 +158,7 @@ def test_cells_show_mean_pm_std_with_n_and_best_in_bold(experiment: Path):
     assert frame.loc[best_speed, "Tokens/s"].startswith("**")
     assert frame.loc["base", "Peak mem (GiB)"] == "—"
     assert not any(frame["Trainable params"].str.startswith("**"))  # no "better" direction for params
-    assert sum(frame["boolq"].str.startswith("**")) == 1
+    assert not any(frame["boolq"].str.startswith("**")) and not any(frame["Avg"].str.startswith("**"))
 
 
 def test_metric_flag_picks_acc_norm_where_the_task_has_it(experiment: Path):
@@ -431,3 +433,221 @@ def test_outlier_ratios_in_either_stored_form():
     assert outlier_ratios({"outlier_ratios": [1.0, 2.0]}) == [1.0, 2.0]
     assert outlier_ratios({"outliers": {"outlier_ratio_percent": [3.0]}, "layer_probabilities": [1.0]}) == [3.0]
     assert outlier_ratios({"layer_probabilities": [0.5, 0.5]}) == []  # LISA: probabilities, no ratios
+
+
+# ---------------------------------------------------------------- intervals, paired tests, delta table, forgetting
+def vector(correct: int, n: int = 100, offset: int = 0) -> list[int]:
+    """0/1 outcomes of n questions: questions offset .. offset + correct - 1 (mod n) right."""
+    return [1 if (i - offset) % n < correct else 0 for i in range(n)]
+
+
+# label → seed → (boolq outcomes, arc_easy outcomes); owlore's boolq right answers include lora's (14 discordant
+# questions, all owlore's: McNemar p = 2 * 0.5**14), full_ft's arc_easy includes lora's (2 discordant: p = 0.5)
+OUTCOMES = {"base": {0: (vector(50), vector(40))}, "full_ft": {0: (vector(60), vector(60))},
+            "lora": {0: (vector(66), vector(58))}, "owlore": {0: (vector(80), vector(57, offset=3))}}
+
+
+def write_outcomes(root: Path, outcomes=OUTCOMES, name: str = "paired") -> Path:
+    """An experiment whose runs keep per-question outcomes (samples/) agreeing with their eval.json."""
+    from owlore_bench.evaluation.samples import write_samples
+
+    directory = root / name
+    _write(directory / "experiment.json", {"name": name, "eval": {"tasks": list(TASKS)},
+                                           "methods": [{"name": "owlore"}, {"name": "lora"}]})
+    for label, seeds in outcomes.items():
+        for seed, (boolq, arc) in seeds.items():
+            peak = None if label == "base" else 2 * GIB
+            run_dir = write_run(directory, label, seed, (np.mean(boolq), np.mean(arc), np.mean(arc), peak, 10.0))
+            write_samples(run_dir, {"boolq": [{"i": i, "t": 1, "p": x, "acc": x} for i, x in enumerate(boolq)],
+                                    "arc_easy": [{"i": i, "t": 1, "p": x, "acc": x, "acc_norm": x}
+                                                 for i, x in enumerate(arc)]})
+    return directory
+
+
+def scipy_wilson(outcomes: list[int]) -> tuple[float, float]:
+    interval = stats.binomtest(sum(outcomes), len(outcomes)).proportion_ci(0.95, method="wilson")
+    return 100 * interval.low, 100 * interval.high
+
+
+def test_one_seed_cells_show_half_the_wilson_interval_and_the_csv_its_bounds(tmp_path: Path):
+    table = build_table([write_outcomes(tmp_path)])
+    frame = display_frame(table).set_index("Method")
+    csv = csv_frame(table).set_index("row")
+    for label, seeds in OUTCOMES.items():
+        boolq = seeds[0][0]
+        low, high = scipy_wilson(boolq)
+        assert frame.loc[label, "boolq"].strip("*") == f"{100 * np.mean(boolq):.1f} ±{(high - low) / 2:.1f}"
+        assert (csv.loc[label, "boolq_acc_0shot_ci_low"], csv.loc[label, "boolq_acc_0shot_ci_high"]) == \
+            pytest.approx((low, high))
+        assert csv.loc[label, "boolq_acc_0shot_questions"] == 100
+        assert csv.loc[label, "avg_ci_low"] < csv.loc[label, "avg_mean"] < csv.loc[label, "avg_ci_high"]
+    assert frame.loc["lora", "commonsense_avg"] == "62.0"  # a group column: no outcomes, no interval
+    assert "Wilson" in render_markdown(table)
+
+
+def test_bold_only_where_the_best_is_distinguishable_from_the_runner_up(tmp_path: Path):
+    frame = display_frame(build_table([write_outcomes(tmp_path)])).set_index("Method")
+    assert frame.loc["owlore", "boolq"].startswith("**")  # 80 vs 66: 14 discordant, all owlore's
+    assert not any(frame["arc_easy"].str.startswith("**"))  # full_ft 60 vs lora 58: p = 0.5
+    assert sum(frame["boolq"].str.startswith("**")) == 1
+
+
+def holm_by_hand(pvalues: list[float]) -> list[float]:
+    order = sorted(range(len(pvalues)), key=lambda k: pvalues[k])
+    adjusted, running = [0.0] * len(pvalues), 0.0
+    for rank, k in enumerate(order):
+        running = max(running, min(1.0, (len(pvalues) - rank) * pvalues[k]))
+        adjusted[k] = running
+    return adjusted
+
+
+def test_delta_table_against_full_ft_and_versus(tmp_path: Path):
+    directory = write_outcomes(tmp_path)
+    deltas = build_table([directory]).attrs["deltas"].set_index(["row", "column"])
+    assert set(deltas.index.get_level_values("row")) == {"base", "lora", "owlore"}  # full_ft is the reference
+    for label in ("base", "lora", "owlore"):
+        pvalues = []
+        for task, position in (("boolq", 0), ("arc_easy", 1)):
+            mine, ref = np.array(OUTCOMES[label][0][position]), np.array(OUTCOMES["full_ft"][0][position])
+            line = deltas.loc[(label, task)]
+            assert line["delta"] == pytest.approx(100 * (mine.mean() - ref.mean()))
+            assert line["ci_low"] <= line["delta"] <= line["ci_high"]
+            a_only, b_only = int(((mine == 1) & (ref == 0)).sum()), int(((mine == 0) & (ref == 1)).sum())
+            pvalues.append(stats.binomtest(a_only, a_only + b_only).pvalue if a_only + b_only else 1.0)
+            assert line["p"] == pytest.approx(pvalues[-1]) and line["test"] == "exact McNemar"
+        holm = holm_by_hand(pvalues)
+        assert [deltas.loc[(label, t), "p_holm"] for t in TASKS] == pytest.approx(holm)
+        assert [deltas.loc[(label, t), "marker"] for t in TASKS] == ["*" if p < 0.05 else "n.s." for p in holm]
+        average = deltas.loc[(label, "Avg")]
+        assert average["delta"] == pytest.approx(np.mean([deltas.loc[(label, t), "delta"] for t in TASKS]))
+        assert average["n"] == 200
+    versus_base = build_table([directory], versus="base").attrs["deltas"]
+    assert set(versus_base["reference"]) == {"base"} and "base" not in set(versus_base["row"])
+    with pytest.raises(UserError, match="--versus: no row 'lorra'.*Did you mean 'lora'"):
+        build_table([directory], versus="lorra")
+
+
+def test_delta_files_and_report_lines(tmp_path: Path, capsys):
+    from owlore_bench.cli import main
+
+    directory = write_outcomes(tmp_path)
+    assert main(["report", str(directory), "--no-plots", "--out", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    assert "Δ against full_ft" in printed and "| owlore" in printed and "no per-question outcomes" not in printed
+    csv = pd.read_csv(tmp_path / "out" / "delta.csv")
+    assert list(csv.columns) == ["row", "reference", "column", "n", "delta", "ci_low", "ci_high", "test", "p",
+                                 "p_holm", "marker"]
+    owlore_boolq = csv[(csv["row"] == "owlore") & (csv["column"] == "boolq")].iloc[0]
+    assert owlore_boolq["delta"] == pytest.approx(20.0) and owlore_boolq["marker"] == "*"
+    latex = (tmp_path / "out" / "delta.tex").read_text()
+    assert r"$\Delta$" in latex and "+20.0 [" in latex and "\\caption{" in latex
+    assert "+20.0 [" in (tmp_path / "out" / "delta.md").read_text()
+
+
+def test_runs_without_outcomes_render_as_before_with_one_line_on_how_to_get_them(experiment, tmp_path, capsys):
+    from owlore_bench.cli import main
+
+    table = build_table([experiment])
+    assert ("boolq", "ci_low") in table.columns and table[("boolq", "ci_low")].isna().all()
+    assert "±" not in display_frame(table).set_index("Method").loc["base", "boolq"]
+    assert main(["report", str(experiment), "--no-plots", "--out", str(tmp_path / "out")]) == 0
+    hints = [line for line in capsys.readouterr().out.splitlines() if "no per-question outcomes" in line]
+    assert len(hints) == 1 and "owlore-bench eval --run RUN --tasks boolq,arc_easy --out RUN" in hints[0]
+    assert not (tmp_path / "out" / "delta.csv").exists()
+
+
+def test_several_seeds_show_mean_and_std_and_the_csv_a_two_level_interval(tmp_path: Path):
+    seeds = {**OUTCOMES, "lora": {1: (vector(66), vector(58)), 2: (vector(70, offset=5), vector(50))}}
+    table = build_table([write_outcomes(tmp_path, seeds)])
+    cell = display_frame(table).set_index("Method").loc["lora", "boolq"]
+    assert cell == f"{68.0:.1f} ± {statistics.stdev([66.0, 70.0]):.1f} (2)"
+    low, high = table.loc["lora", ("boolq", "ci_low")], table.loc["lora", ("boolq", "ci_high")]
+    assert low < 68.0 < high
+    assert table.attrs["interval_kinds"] == ["bootstrap", "wilson"]
+    deltas = table.attrs["deltas"].set_index(["row", "column"])
+    assert deltas.loc[("lora", "boolq"), "test"] == "bootstrap"
+
+
+def test_forgetting_column_from_forgetting_json(experiment: Path):
+    assert "Forgetting (ΔCE)" not in display_frame(build_table([experiment])).columns
+    _write(experiment / "owlore" / "seed-1" / "forgetting.json",
+           {"base_ce": 3.0, "trained_ce": 3.031, "delta_ce": 0.031, "ci95": [0.020, 0.042], "tokens": 4096,
+            "text": "built-in"})
+    for seed, delta in ((1, 0.05), (2, 0.07)):
+        _write(experiment / "lora" / f"seed-{seed}" / "forgetting.json",
+               {"base_ce": 3.0, "trained_ce": 3.0 + delta, "delta_ce": delta, "ci95": [0, 1], "tokens": 4096,
+                "text": "built-in"})
+    experiment_table = build_table([experiment])
+    frame = display_frame(experiment_table).set_index("Method")
+    assert frame.loc["lora", "Forgetting (ΔCE)"] == f"+0.060 ± {statistics.stdev([0.05, 0.07]):.3f} (2)"
+    assert frame.loc["full_ft", "Forgetting (ΔCE)"] == "—"
+    assert "Forgetting (ΔCE): mean per-token cross-entropy" in render_markdown(experiment_table)
+    csv = csv_frame(experiment_table).set_index("row")
+    assert csv.loc["lora", "forgetting_delta_ce_mean"] == pytest.approx(0.06)
+    assert csv.loc["lora", "forgetting_trained_ce_mean"] == pytest.approx(3.06)
+    # owlore has seeds 1 and 2 but only seed 1 measured forgetting: one seed, shown with its interval
+    assert frame.loc["owlore", "Forgetting (ΔCE)"] == "+0.031 [+0.020, +0.042]"
+
+
+def write_judgments(run_dir: Path, scores: dict[tuple[int, int], int], slug: str = "hf-judge") -> None:
+    rows = [{"question_id": q, "model": "m", "turn": turn, "score": score} for (q, turn), score in scores.items()]
+    path = run_dir / "mt_bench" / "judgments" / f"{slug}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def test_mt_bench_difference_pairs_questions_and_keeps_turns_together(experiment: Path):
+    from owlore_bench.reporting.mt_bench import score_difference
+
+    results = load_results([experiment])
+    better = {(q, turn): 8 if q < 8 else 4 for q in range(16) for turn in (1, 2)}
+    worse = {(q, turn): 4 for q in range(16) for turn in (1, 2)}
+    write_judgments(results.rows["owlore"][0].path, {**better, (15, 2): -1})  # one unparsed judgment
+    write_judgments(results.rows["owlore"][1].path, better)
+    for run in results.rows["lora"]:
+        write_judgments(run.path, worse)
+    difference = score_difference(results.rows["owlore"], results.rows["lora"], "hf-judge")
+    expected = (8 * 8 * 2 * 2 + 4 * (8 * 2 * 2 - 1)) / (16 * 2 * 2 - 1) - 4.0  # over every valid judgment
+    assert difference.points == pytest.approx(expected)
+    assert difference.low > 0 and difference.p_value < 0.05 and difference.n == 16
+    assert score_difference(results.rows["lora"], results.rows["lora"], "hf-judge").points == 0.0
+    assert score_difference(results.rows["owlore"], results.rows["full_ft"], "hf-judge") is None  # not judged
+
+
+def test_mt_bench_repeats_count_once_with_their_median(experiment: Path):
+    from owlore_bench.reporting.mt_bench import question_scores
+
+    run = load_results([experiment]).rows["base"][0]
+    rows = [{"question_id": 1, "model": "m", "turn": 1, "score": s, "repeat": r} for r, s in enumerate((2, 9, 3))]
+    rows.append({"question_id": 1, "model": "m", "turn": 2, "score": 6, "repeat": 0})
+    path = run.path / "mt_bench" / "judgments" / "hf-judge.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert question_scores([run], "hf-judge") == {1: (3 + 6, 2)}  # turn 1: median of 2, 9, 3
+
+
+def test_one_seed_runs_without_samples_get_wilson_cells_from_the_eval_json_counts_but_no_paired_test(tmp_path):
+    """The committed results predate samples/: one seed's interval needs only k and n, a paired test needs more."""
+    directory = tmp_path / "old"
+    write_eval(directory, "full_ft", 0, {"boolq": 0.6, "arc_easy": 0.3})  # n = 10 per task
+    write_eval(directory, "lora", 0, {"boolq": 1.0, "arc_easy": 0.3})
+    table = build_table([directory])
+    low, high = scipy_wilson([1] * 6 + [0] * 4)
+    assert table.loc["full_ft", ("boolq", "ci_low")] == pytest.approx(low)
+    assert table.loc["full_ft", ("boolq", "ci_high")] == pytest.approx(high)
+    assert table.attrs["bold"].get("boolq", set()) == set()  # 100 vs 60 on 10 questions: pairing unknown, no bold
+    assert "Wilson intervals from eval.json's counts" in table.attrs["missing_samples"]
+    several = tmp_path / "seeds"
+    for seed in (0, 1):
+        write_eval(several, "full_ft", seed, {"boolq": 0.6})
+    assert np.isnan(build_table([several]).loc["full_ft", ("boolq", "ci_low")])  # seeds: questions unpaired
+
+
+def test_caption_states_the_lm_eval_protocol_the_runs_recorded(tmp_path):
+    directory = tmp_path / "proto"
+    run_dir = write_run(directory, "full_ft", 0, SEEDS["full_ft"][1])
+    evaluation = json.loads((run_dir / "eval.json").read_text())
+    evaluation["protocol"] = {"lm_eval": "0.4.13", "apply_chat_template": False,
+                              "tasks": {"boolq": {"version": 2.0, "num_fewshot": 0}}}
+    _write(run_dir / "eval.json", evaluation)
+    assert "Evaluated with lm-eval 0.4.13, 0-shot, no chat template." in render_markdown(build_table([directory]))

@@ -9,9 +9,13 @@ import pytest
 from scipy.stats import binom, norm
 
 from owlore_bench.reporting.statistics import (
+    bootstrap_p_value,
+    clustered_score_difference,
     holm,
     mcnemar_exact,
     paired_difference,
+    seed_question_difference,
+    seed_question_interval,
     stratified_average_difference,
     wilson_interval,
 )
@@ -125,3 +129,53 @@ def test_stratified_interval_combines_the_tasks_spreads():
 def test_stratified_refuses_mismatched_tasks():
     with pytest.raises(ValueError):
         stratified_average_difference({"x": [1]}, {"y": [1]})
+
+
+# ---------------------------------------------------------------- several seeds, MT-Bench scores
+def test_two_level_interval_of_identical_seeds_is_the_question_bootstrap():
+    row = np.array(_with_discordant(10, 2)[0], dtype=float)
+    point, low, high = seed_question_interval([np.vstack([row, row, row])], n_boot=4000)
+    assert point == pytest.approx(100 * row.mean())
+    # seeds that agree add nothing: the spread is the questions' alone (normal approximation of the bootstrap)
+    half = 1.96 * 100 * row.std() / math.sqrt(row.size)
+    assert (high - low) / 2 == pytest.approx(half, rel=0.12)
+    assert seed_question_interval([np.ones((2, 9))]) == (100.0, 100.0, 100.0)
+
+
+def test_two_level_interval_widens_with_seed_to_seed_spread():
+    rng = np.random.default_rng(4)
+    agreeing = np.tile(rng.integers(0, 2, 200), (4, 1)).astype(float)
+    spread = agreeing.copy()
+    spread[0], spread[1] = 1.0, 0.0  # two seeds at 100 % and 0 %: the seed level dominates
+    narrow, wide = (seed_question_interval([m], n_boot=2000) for m in (agreeing, spread))
+    assert wide[2] - wide[1] > 3 * (narrow[2] - narrow[1])
+
+
+def test_two_level_difference_p_value_and_sign():
+    a, b = _with_discordant(20, 2)
+    a, b = np.vstack([a, a]).astype(float), np.vstack([b, b]).astype(float)
+    found = seed_question_difference([a], [b], n_boot=4000)
+    assert found.points == pytest.approx(100 * 18 / 62) and found.low > 0
+    assert found.p_value < 0.01
+    assert seed_question_difference([b], [a], n_boot=4000).points == pytest.approx(-found.points)
+    same = seed_question_difference([a], [a.copy()], n_boot=500)
+    assert (same.points, same.low, same.high, same.p_value) == (0.0, 0.0, 0.0, 1.0)
+    with pytest.raises(ValueError):
+        seed_question_difference([a], [b[:, :10]])
+
+
+def test_bootstrap_p_value_is_never_zero():
+    assert bootstrap_p_value(np.ones(999)) == pytest.approx(2 / 1000)
+    assert bootstrap_p_value(np.array([-1.0, 1.0])) == 1.0
+
+
+def test_clustered_score_difference_is_the_ratio_of_sums():
+    sums_a, counts_a = [16, 8, 9], [2, 2, 1]  # question 3: one turn unparsed
+    sums_b, counts_b = [8, 8, 10], [2, 2, 2]
+    found = clustered_score_difference(sums_a, counts_a, sums_b, counts_b, n_boot=2000)
+    assert found.points == pytest.approx(33 / 5 - 26 / 6)  # mean over valid judgments, not over questions
+    assert found.low <= found.points <= found.high and found.n == 3
+    same = clustered_score_difference(sums_a, counts_a, sums_a, counts_a, n_boot=200)
+    assert (same.points, same.low, same.high, same.p_value) == (0.0, 0.0, 0.0, 1.0)
+    with pytest.raises(ValueError):
+        clustered_score_difference([1], [0], [1], [1])

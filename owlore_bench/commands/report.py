@@ -1,5 +1,5 @@
-"""`owlore-bench report DIR [DIR ...]`: the comparison table (table.md / .csv / .tex) and plots (PNG) of one or
-more experiment folders, built only from their stored JSON."""
+"""`owlore-bench report DIR [DIR ...]`: the comparison table (table.md / .csv / .tex), plots (PNG) and, with
+--html, one self-contained report.html of one or more experiment folders, built only from their stored JSON."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pandas as pd
 
 from owlore_bench.commands import output_folder
 from owlore_bench.errors import UserError
+from owlore_bench.reporting.delta_tables import render_delta_markdown, write_delta_tables
 from owlore_bench.reporting.loading import METRICS, load_results
 from owlore_bench.reporting.render import render_markdown, write_tables
 from owlore_bench.reporting.tables import default_metric, table_from_results
@@ -20,7 +21,8 @@ def add_parser(subparsers) -> None:
                                    epilog="examples:\n"
                                           "  owlore-bench report runs/quickstart\n"
                                           "  owlore-bench report runs/quickstart --reference results/quickstart\n"
-                                          "  owlore-bench report runs/a runs/b --out runs/ab --delta\n")
+                                          "  owlore-bench report runs/a runs/b --out runs/ab --delta\n"
+                                          "  owlore-bench report results/quickstart --html --out /tmp/qs\n")
     parser.add_argument("dirs", nargs="+", metavar="DIR",
                         help="experiment folder written by `owlore-bench run` (e.g. results/quickstart), or a folder "
                              "of them; several merge into one table")
@@ -34,16 +36,23 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--reference", metavar="DIR",
                         help="also print each cell's difference from these reference results (e.g. results/quickstart)")
     parser.add_argument("--delta", action="store_true", help="add a column: Avg minus full FT's Avg (points)")
+    parser.add_argument("--versus", default="full_ft", metavar="base|full_ft|LABEL",
+                        help="reference row of the delta table (paired tests on per-question outcomes; default "
+                             "full_ft): writes delta.md/.csv/.tex")
     parser.add_argument("--no-plots", action="store_true", help="write the tables only")
+    parser.add_argument("--html", action="store_true",
+                        help="also write report.html: tables, figures (SVG) and provenance in one file that needs "
+                             "no network (the figures are in it even with --no-plots)")
     parser.set_defaults(run=run)
 
 
 def make_report(dirs: list[str | Path], out_dir: str | Path, metric: str | None = None, delta: bool = False,
-                plots: bool = True, tasks: list[str] | None = None) -> tuple[pd.DataFrame, list[Path]]:
+                plots: bool = True, tasks: list[str] | None = None,
+                html: bool = False, versus: str = "full_ft") -> tuple[pd.DataFrame, list[Path]]:
     """Load the runs, build the table, write the table files (and plots); returns (numbers table, paths)."""
     results = load_results(dirs)
-    table = table_from_results(results, metric or default_metric(results), delta, tasks)
-    paths = write_tables(table, out_dir)
+    table = table_from_results(results, metric or default_metric(results), delta, tasks, versus)
+    paths = write_tables(table, out_dir) + write_delta_tables(table, out_dir)
     from owlore_bench.reporting.mt_bench import write_mtbench_files
 
     paths += write_mtbench_files(results, out_dir, plots=plots)
@@ -51,6 +60,10 @@ def make_report(dirs: list[str | Path], out_dir: str | Path, metric: str | None 
         from owlore_bench.reporting.plots import write_plots  # matplotlib is only needed here
 
         paths += write_plots(results, table, out_dir)
+    if html:
+        from owlore_bench.reporting.html import write_html
+
+        paths.append(write_html(results, table, out_dir))
     return table, paths
 
 
@@ -58,8 +71,11 @@ def run(args) -> int:
     if args.out is None and len(args.dirs) > 1:
         raise UserError("--out: required when several DIRs are merged; e.g. --out results/merged")
     out_dir = output_folder(args.out or args.dirs[0])
-    table, paths = make_report(args.dirs, out_dir, args.metric, args.delta, not args.no_plots, args.tasks)
+    table, paths = make_report(args.dirs, out_dir, args.metric, args.delta, not args.no_plots, args.tasks,
+                               html=args.html, versus=args.versus)
     print(render_markdown(table))
+    print(render_delta_markdown(table) or table.attrs["missing_samples"]
+          or f"no delta table: no row pairs with the --versus row ({args.versus}) on the same questions")
     print(f"wrote {len(paths)} files to {out_dir}: {', '.join(path.name for path in paths)}")
     if args.reference:
         from owlore_bench.reporting.reference import reference_comparison

@@ -139,6 +139,10 @@ def print_plan(experiment, units) -> None:
     evaluation = (f"eval {', '.join(experiment.eval.tasks)} (shots {experiment.eval.num_fewshot}, limit "
                   f"{experiment.eval.limit})" if experiment.eval.tasks else "no lm-eval tasks")
     print(f"model {experiment.model}; data {experiment.data.path}; {evaluation}")
+    from owlore_bench.commands.power import dry_run_lines
+
+    for line in dry_run_lines(experiment.eval.tasks, experiment.eval.limit):  # what the eval can tell apart
+        print(line)
     if experiment.mt_bench is not None:
         bench = experiment.mt_bench
         print(f"mt_bench: {bench.limit or 80} questions x 2 turns, max {bench.max_new_tokens} new tokens a turn, "

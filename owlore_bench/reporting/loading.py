@@ -42,6 +42,7 @@ class Run:
     path: Path
     summary: dict[str, Any]
     eval_rows: list[dict[str, Any]]
+    eval_protocol: dict[str, Any] | None = None  # eval.json's `protocol` (evaluation/protocol.py); None before it
 
     @property
     def status(self) -> str:
@@ -126,9 +127,9 @@ def _load_experiment(directory: Path) -> tuple[str, dict[str, Any], list[Run], l
             skipped.append(run_dir)
             continue
         eval_file = run_dir / "eval.json"
-        eval_rows = _read(eval_file).get("rows", []) if eval_file.is_file() else []
+        evaluation = _read(eval_file) if eval_file.is_file() else {}
         runs.append(Run(name, run_dir.parent.name, _seed_of(run_dir), run_dir, _read(run_dir / "summary.json"),
-                        eval_rows))
+                        evaluation.get("rows", []), evaluation.get("protocol")))
     return name, experiment, runs, skipped
 
 
@@ -164,3 +165,9 @@ def load_results(dirs: Iterable[str | Path]) -> Results:
         name = run.label if len(experiments_of[run.label]) == 1 else f"{run.experiment}/{run.label}"
         rows.setdefault(name, []).append(run)
     return Results(rows, skipped, experiments)
+
+
+def mt_bench_judges(results: Results) -> dict[str, dict[str, Any]]:
+    """{judge slug: judge identity} of every MT-Bench scores file among the runs, in slug order."""
+    return {slug: scores.get("judge", {}) for runs in results.rows.values() for run in runs
+            for slug, scores in sorted(run.mt_bench.items())}

@@ -2,6 +2,7 @@
 and for layer-sampling methods the outlier ratios / sampling probabilities and which layers were active.
 
 Uses matplotlib's object API (Figure + Agg canvas, no pyplot): no global state, no display needed.
+Each plot_<name> writes the Figure that <name>_figure builds (the HTML report embeds those same figures as SVG).
 Memory is read in bytes and shown in GiB (2**30 bytes).
 """
 
@@ -50,6 +51,12 @@ def _loss_curves(runs: list[Run]) -> pd.DataFrame | None:
 
 
 def plot_loss(results: Results, path: Path) -> Path | None:
+    """loss_figure as a PNG at `path`; None when no run logged a loss."""
+    figure = loss_figure(results)
+    return None if figure is None else _save(figure, path)
+
+
+def loss_figure(results: Results) -> Figure | None:
     """Training loss per row: mean over seeds, shaded min–max. The y range follows the ok rows, so one
     diverged run does not flatten every other curve."""
     figure = Figure(figsize=(7, 4.5))
@@ -74,7 +81,7 @@ def plot_loss(results: Results, path: Path) -> Path | None:
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.legend(fontsize="small")
     axes.grid(alpha=0.3)
-    return _save(figure, path)
+    return figure
 
 
 def _memory_means(runs: list[Run]) -> dict[str, float] | None:
@@ -87,6 +94,12 @@ def _memory_means(runs: list[Run]) -> dict[str, float] | None:
 
 
 def plot_memory(results: Results, path: Path) -> Path | None:
+    """memory_figure as a PNG at `path`; None when no run stored its memory."""
+    figure = memory_figure(results)
+    return None if figure is None else _save(figure, path)
+
+
+def memory_figure(results: Results) -> Figure | None:
     """Stacked bars per row of the peak weights / gradients / optimizer / activations (GiB), with the peak
     total (which can be below the stack: the categories peak at different moments) marked on top."""
     means = {f"{name}{_status_suffix(runs)}": m for name, runs in results.rows.items()
@@ -110,7 +123,7 @@ def plot_memory(results: Results, path: Path) -> Path | None:
     axes.tick_params(axis="x", labelrotation=30)
     axes.legend(fontsize="small")
     figure.tight_layout()
-    return _save(figure, path)
+    return figure
 
 
 def pareto_front(points: list[tuple[str, float, float]]) -> list[str]:
@@ -125,6 +138,12 @@ def pareto_front(points: list[tuple[str, float, float]]) -> list[str]:
 
 
 def plot_pareto(table: pd.DataFrame, path: Path) -> Path | None:
+    """pareto_figure as a PNG at `path`; None when no row has both Avg and memory."""
+    figure = pareto_figure(table)
+    return None if figure is None else _save(figure, path)
+
+
+def pareto_figure(table: pd.DataFrame) -> Figure | None:
     """Avg accuracy (percent) against peak memory (GiB) per row, error bars = std over seeds, the Pareto front
     joined by a line. Rows without memory (the base model) or without Avg are left out."""
     if (AVG, "mean") not in table.columns:
@@ -150,7 +169,7 @@ def plot_pareto(table: pd.DataFrame, path: Path) -> Path | None:
     axes.set(xlabel="peak memory (GiB)", ylabel=f"{AVG} accuracy (%)", title="Accuracy vs peak memory")
     axes.legend(fontsize="small")
     axes.grid(alpha=0.3)
-    return _save(figure, path)
+    return figure
 
 
 def outlier_ratios(method_info: dict | None) -> list[float]:
@@ -163,6 +182,12 @@ def outlier_ratios(method_info: dict | None) -> list[float]:
 
 
 def plot_outlier_ratios(name: str, runs: list[Run], path: Path) -> Path | None:
+    """outliers_figure as a PNG at `path`; None when no run stored outlier ratios."""
+    figure = outliers_figure(name, runs)
+    return None if figure is None else _save(figure, path)
+
+
+def outliers_figure(name: str, runs: list[Run]) -> Figure | None:
     """Bars: layerwise outlier ratio (percent); lines: the per-draw sampling probability p_l and, when stored,
     each layer's inclusion probability per resampling (first seed that has them)."""
     info = next((run.summary.get("method_info") for run in runs if outlier_ratios(run.summary.get("method_info"))),
@@ -186,7 +211,7 @@ def plot_outlier_ratios(name: str, runs: list[Run], path: Path) -> Path | None:
         twin.set(ylabel="probability", ylim=(0, None))
     axes.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=3, fontsize="small")
     figure.tight_layout()
-    return _save(figure, path)
+    return figure
 
 
 def active_layer_matrix(runs: list[Run], layers: int = 0) -> tuple[np.ndarray, list[int], int] | None:
@@ -208,6 +233,12 @@ def active_layer_matrix(runs: list[Run], layers: int = 0) -> tuple[np.ndarray, l
 
 
 def plot_active_layers(name: str, runs: list[Run], path: Path) -> Path | None:
+    """active_layers_figure as a PNG at `path`; None when no run logged active layers."""
+    figure = active_layers_figure(name, runs)
+    return None if figure is None else _save(figure, path)
+
+
+def active_layers_figure(name: str, runs: list[Run]) -> Figure | None:
     """Heatmap layer × step of which layers were trained (fraction of seeds; 1 = active in every seed)."""
     ratios = next((outlier_ratios(run.summary.get("method_info")) for run in runs), [])
     matrix = active_layer_matrix(runs, len(ratios))
@@ -223,7 +254,7 @@ def plot_active_layers(name: str, runs: list[Run], path: Path) -> Path | None:
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     figure.tight_layout()
-    return _save(figure, path)
+    return figure
 
 
 def write_plots(results: Results, table: pd.DataFrame, out_dir: str | Path) -> list[Path]:

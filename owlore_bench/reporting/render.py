@@ -1,5 +1,7 @@
-"""The numbers table, displayed: markdown / CSV / LaTeX in the paper's layout (best cell bold, mean ± std),
-its caption, and the files table.md, table.csv, table.tex.
+"""The numbers table, displayed: markdown / CSV / LaTeX in the paper's layout, its caption, and the files
+table.md, table.csv, table.tex. Accuracy cells: one seed '57.0 ±4.6' (half the width of the 95 % interval,
+whose exact bounds are in the CSV), several seeds 'mean ± std (seeds)'; bold only where a paired test tells
+the best row from the runner-up (deltas.distinct_best).
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from typing import Any
 
 import pandas as pd
 
+from owlore_bench.evaluation.protocol import protocol_caption
+from owlore_bench.reporting.forgetting import FORGETTING, forgetting_cell
+from owlore_bench.reporting.intervals import INTERVAL_STATS
 from owlore_bench.reporting.loading import AVG, DELTA, EXTRA_COLUMNS, GIB, MT_BENCH
 from owlore_bench.results import write_text_atomic
 
@@ -39,6 +44,8 @@ def value_columns(table: pd.DataFrame) -> dict[str, tuple[str, str, str | None]]
     for slug, identity in table.attrs.get("mt_bench_judges", {}).items():
         columns[MT_BENCH + slug] = (f"MT-Bench ({identity.get('model', slug)})", "score", "higher")
     columns.update(EXTRA_COLUMNS)
+    if table.attrs.get("forgetting"):
+        columns[FORGETTING] = ("Forgetting (ΔCE)", "ce", None)
     if (DELTA, "mean") in table.columns:
         columns[DELTA] = ("Δ Avg vs full FT", "delta", None)
     return columns
@@ -66,7 +73,11 @@ def format_number(value: float, kind: str, scale: float | None = None) -> str:
 
 
 def _best_names(table: pd.DataFrame, key: str, kind: str, better: str | None) -> set[str]:
-    """Rows whose displayed mean is the best of the column (ties all count)."""
+    """Accuracy and MT-Bench columns: the row deltas.distinct_best found distinguishable from the runner-up
+    (none without per-question data). Measured columns (memory, tokens/s): every row whose displayed mean is
+    the best of the column (ties all count)."""
+    if kind in ("pct", "score"):
+        return set(table.attrs.get("bold", {}).get(key, set()))
     if better is None or (key, "mean") not in table.columns:
         return set()
     means = table.loc[table[("status", "")] == "ok", (key, "mean")].dropna()  # rows with a failed seed: no
@@ -78,10 +89,14 @@ def _best_names(table: pd.DataFrame, key: str, kind: str, better: str | None) ->
 
 
 def _cell(row: pd.Series, key: str, kind: str) -> str:
+    if key == FORGETTING:
+        return forgetting_cell(row)
     mean, std, n = row[(key, "mean")], row[(key, "std")], int(row[(key, "n")])
     if n == 0 or math.isnan(mean):
         return "—"
     text = format_number(mean, kind)
+    if n == 1 and (key, "ci_low") in row.index and not math.isnan(row[(key, "ci_low")]):
+        return f"{text} ±{format_number((row[(key, 'ci_high')] - row[(key, 'ci_low')]) / 2, kind)}"
     if n > 1 and not math.isnan(std) and kind not in ("delta", "count"):  # counts do not vary with the seed
         text += f" ± {format_number(std, kind, scale=mean)} ({n})"
     return text
@@ -119,12 +134,14 @@ def caption(table: pd.DataFrame) -> str:
     no_scores = "No MT-Bench or lm-eval results." if not table.attrs.get("mt_bench_judges") else ""
     parts = ["Accuracy (%): " + "; ".join(f"{setting} ({', '.join(tasks)})" for setting, tasks in
                                          by_setting.items()) + "." if by_setting else no_scores]
+    protocol = protocol_caption(table.attrs.get("protocols", []))
+    if protocol:  # LMFlow #898: reproductions failed on the lm-eval version and shots; say them with the numbers
+        parts.append(f"Evaluated with {protocol}.")
     plain = [task for task, info in table.attrs.get("tasks", {}).items() if not info["group"]]
     if plain:
         parts.append(f"Avg = mean of the {len(plain)} task columns (group averages excluded).")
-    parts.append("Cells: mean ± sample std over seeds, (n) = seeds when n > 1. Bold: best per column (accuracy "
-                 "and tokens/s higher, memory lower). Peak mem: peak of the weights + gradients + optimizer + "
-                 "activations ledger, GiB = 2^30 bytes.")
+    parts.append(_cells_and_bold(table))
+    parts.append("Peak mem: peak of the weights + gradients + optimizer + activations ledger, GiB = 2^30 bytes.")
     for slug, identity in table.attrs.get("mt_bench_judges", {}).items():
         from owlore_bench.mtbench.judges import describe
 
@@ -133,12 +150,29 @@ def caption(table: pd.DataFrame) -> str:
                      f"mt_bench.md.")
     if (DELTA, "mean") in table.columns:
         parts.append("Δ: Avg minus the experiment's full FT Avg, percentage points.")
+    if table.attrs.get("forgetting"):
+        parts.append("Forgetting (ΔCE): mean per-token cross-entropy (nats) on held-out general text, trained minus "
+                     "base model (+ = forgot), with its 95 % interval (one seed) or ± std over seeds.")
     if table.attrs.get("hidden_tasks"):
         parts.append(f"{len(table.attrs['hidden_tasks'])} stored task row(s) not shown (subtasks; pick columns "
                      f"with --tasks).")
     if table.attrs.get("skipped"):
         parts.append(f"{len(table.attrs['skipped'])} incomplete run(s) without summary.json skipped.")
     return " ".join(parts)
+
+
+def _cells_and_bold(table: pd.DataFrame) -> str:
+    """The caption's sentences on what a cell shows and when it is bold."""
+    kinds = table.attrs.get("interval_kinds", [])
+    text = "Cells: mean ± sample std over seeds, (n) = seeds when n > 1"
+    if kinds:
+        text += ("; one seed: ± = half the 95 % interval (Wilson over questions per task, Avg: bootstrap over "
+                 "questions stratified by task), exact bounds and the seeds-then-questions bootstrap interval of "
+                 "several seeds in table.csv")
+    return (text + ". Bold (accuracy, MT-Bench): best of its column AND distinguishable from the runner-up at 5 % "
+            "by a paired test on the same questions (exact McNemar for one seed each, else a paired bootstrap; not "
+            "adjusted across columns); without per-question outcomes nothing is bold. Bold (memory lower, tokens/s "
+            "higher): best measured value.")
 
 
 def render_markdown(table: pd.DataFrame) -> str:
@@ -156,8 +190,9 @@ def render_latex(table: pd.DataFrame) -> str:
 
 
 def csv_frame(table: pd.DataFrame) -> pd.DataFrame:
-    """The numbers flattened to snake_case columns: <column>_mean/_std/_n, task columns named
-    <task>_<metric>[_<k>shot] (percent), peak_mem_bytes (bytes)."""
+    """The numbers flattened to snake_case columns: <column>_mean/_std/_n (n = seeds), task columns named
+    <task>_<metric>[_<k>shot] (percent), peak_mem_bytes (bytes); with per-question outcomes also
+    <column>_ci_low/_ci_high (95 %, percent) and <column>_questions; forgetting_delta_ce_* in nats."""
     flat = pd.DataFrame({"row": table.index})
     for key in ("experiment", "label", "method", "status", "runs", "ok_runs"):
         flat[key] = table[(key, "")].to_numpy()
@@ -167,8 +202,12 @@ def csv_frame(table: pd.DataFrame) -> pd.DataFrame:
         if key in tasks:
             shots = tasks[key]["num_fewshot"]
             name = f"{key}_{tasks[key]['metric']}" + ("" if shots is None else f"_{shots}shot")
-        for stat in ("mean", "std", "n"):
-            flat[f"{name}_{stat}"] = table[(key, stat)].to_numpy()
+        for stat in ("mean", "std", "n", *INTERVAL_STATS):
+            if (key, stat) in table.columns:
+                flat[f"{name}_{stat}"] = table[(key, stat)].to_numpy()
+    if table.attrs.get("forgetting"):
+        for key in ("forgetting_base_ce", "forgetting_trained_ce", "forgetting_tokens"):
+            flat[f"{key}_mean"] = table[(key, "mean")].to_numpy()
     return flat
 
 

@@ -91,6 +91,84 @@ def stratified_average_difference(per_task_a: Mapping[str, Sequence[int]] | Sequ
     return Difference(float(100 * point / len(pairs)), low, high, None, sum(int(a.size) for a, _ in pairs))
 
 
+def seed_question_interval(per_task: Sequence[np.ndarray], n_boot: int = N_BOOT, seed: int = 0,
+                           confidence: float = CONFIDENCE) -> tuple[float, float, float]:
+    """(point, low, high) in points of one row's mean over tasks of accuracy, each task a seeds x questions 0/1
+    matrix: the two-level bootstrap resamples seeds (the same seeds for every task: a seed's run scored them
+    all), then questions within each task. One task of one seed: Wilson is the better interval (see cells)."""
+    draws = _two_level_draws(per_task, None, n_boot, np.random.default_rng(seed))
+    point = 100 * float(np.mean([matrix.mean() for matrix in per_task]))
+    return (point, *_interval(draws, confidence))
+
+
+def seed_question_difference(per_task_a: Sequence[np.ndarray], per_task_b: Sequence[np.ndarray],
+                             n_boot: int = N_BOOT, seed: int = 0, confidence: float = CONFIDENCE) -> Difference:
+    """a minus b of the mean over tasks of accuracy (points), each task a seeds x questions 0/1 matrix of both rows
+    on the same questions. Two-level bootstrap: each row's seeds resampled on their own (seeds are not paired
+    across methods), questions resampled jointly (paired). p: bootstrap_p_value, used where no exact test
+    applies (several seeds, or an average of tasks)."""
+    if len(per_task_a) != len(per_task_b) or not per_task_a:
+        raise ValueError(f"{len(per_task_a)} tasks against {len(per_task_b)}")
+    for a, b in zip(per_task_a, per_task_b):
+        if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or a.shape[1] == 0:
+            raise ValueError(f"seeds x questions matrices on the same questions needed (got {a.shape}, {b.shape})")
+    draws = _two_level_draws(per_task_a, per_task_b, n_boot, np.random.default_rng(seed))
+    point = 100 * float(np.mean([a.mean() - b.mean() for a, b in zip(per_task_a, per_task_b)]))
+    low, high = _interval(draws, confidence)
+    p_value = bootstrap_p_value(draws)
+    return Difference(point, low, high, p_value, sum(int(a.shape[1]) for a in per_task_a))
+
+
+def clustered_score_difference(sums_a: Sequence[float], counts_a: Sequence[int], sums_b: Sequence[float],
+                               counts_b: Sequence[int], n_boot: int = N_BOOT, seed: int = 0,
+                               confidence: float = CONFIDENCE) -> Difference:
+    """a minus b of a mean score over judgments (MT-Bench's Overall: sum of scores / number of judgments), the
+    judgments grouped by question (position k = question k: the sum and count of its turns' valid scores, over
+    seeds). Paired bootstrap over questions: both rows' turns of a drawn question come along together.
+    p: bootstrap_p_value (no exact test for 1-10 scores). Units: score points, not percent."""
+    arrays = [np.asarray(x, dtype=float) for x in (sums_a, counts_a, sums_b, counts_b)]
+    if len({x.shape for x in arrays}) != 1 or arrays[0].ndim != 1 or arrays[0].size == 0:
+        raise ValueError("per-question sums and counts of both rows must be equally long non-empty vectors")
+    if arrays[1].sum() == 0 or arrays[3].sum() == 0:
+        raise ValueError("a row has no valid judgment")
+    rng, draws = np.random.default_rng(seed), np.empty(n_boot)
+    for start in range(0, n_boot, BATCH):
+        size = min(BATCH, n_boot - start)
+        index = rng.integers(0, arrays[0].size, size=(size, arrays[0].size))
+        sa, ca, sb, cb = (x[index].sum(axis=1) for x in arrays)
+        draws[start:start + size] = sa / np.maximum(ca, 1) - sb / np.maximum(cb, 1)
+    point = float(arrays[0].sum() / arrays[1].sum() - arrays[2].sum() / arrays[3].sum())
+    low, high = _interval(draws, confidence)
+    p_value = bootstrap_p_value(draws)
+    return Difference(point, low, high, p_value, int(arrays[0].size))
+
+
+def bootstrap_p_value(draws: np.ndarray) -> float:
+    """Two-sided bootstrap p-value of 'no difference': twice the share of draws on the far side of 0, counted as
+    (k + 1) / (n_boot + 1) so that it is never 0 (Davison & Hinkley 1997, eq. 4.11), capped at 1."""
+    far = min(int(np.sum(draws <= 0)), int(np.sum(draws >= 0)))
+    return min(1.0, 2 * (far + 1) / (draws.size + 1))
+
+
+def _two_level_draws(per_task_a: Sequence[np.ndarray], per_task_b: Sequence[np.ndarray] | None, n_boot: int,
+                     rng: np.random.Generator) -> np.ndarray:
+    """n_boot draws (points) of mean-over-tasks accuracy of a (minus b's, when given): seeds resampled per row
+    (the same draw for all tasks of a row), then questions per task (the same draw for a and b: paired)."""
+    draws = np.zeros(n_boot)
+    for start in range(0, n_boot, BATCH):
+        size = min(BATCH, n_boot - start)
+        picks = [rng.integers(0, rows[0].shape[0], size=(size, rows[0].shape[0]))
+                 for rows in (per_task_a, per_task_b) if rows is not None]
+        for t, a in enumerate(per_task_a):
+            questions = rng.integers(0, a.shape[1], size=(size, a.shape[1]))
+            batch = np.arange(size)[:, None]
+            total = a[picks[0]].mean(axis=1)[batch, questions].mean(axis=1)  # a[seeds] is size x S x n
+            if per_task_b is not None:
+                total -= per_task_b[t][picks[1]].mean(axis=1)[batch, questions].mean(axis=1)
+            draws[start:start + size] += total
+    return 100 * draws / len(per_task_a)
+
+
 def _matched_tasks(per_task_a, per_task_b) -> list[tuple[Sequence[int], Sequence[int]]]:
     if isinstance(per_task_a, Mapping) and isinstance(per_task_b, Mapping):
         if set(per_task_a) != set(per_task_b):

@@ -14,6 +14,10 @@ from typing import Any
 import pandas as pd
 
 from owlore_bench.errors import UserError, did_you_mean
+from owlore_bench.reporting import statistics
+from owlore_bench.reporting.deltas import delta_frame, distinct_best
+from owlore_bench.reporting.forgetting import add_forgetting
+from owlore_bench.reporting.intervals import add_intervals
 from owlore_bench.reporting.loading import (
     AVG,
     DELTA,
@@ -25,7 +29,9 @@ from owlore_bench.reporting.loading import (
     Results,
     Run,
     load_results,
+    mt_bench_judges,
 )
+from owlore_bench.reporting.outcomes import missing_hint, table_outcomes
 
 
 def is_group_row(row: dict[str, Any]) -> bool:
@@ -151,13 +157,14 @@ def _add_delta(table: pd.DataFrame) -> None:
     table.attrs["delta_references"] = sorted(set(references))
 
 
-def table_from_results(results: Results, metric: str = "acc", delta: bool = False,
-                       tasks: list[str] | None = None) -> pd.DataFrame:
+def table_from_results(results: Results, metric: str = "acc", delta: bool = False, tasks: list[str] | None = None,
+                       versus: str = FULL_FT_METHOD, n_boot: int = statistics.N_BOOT) -> pd.DataFrame:
     """The numbers table: index = row names in display order; columns are (key, 'mean'|'std'|'n') for each task,
     Avg, peak_mem_bytes, trainable_params, tokens_per_s (and delta_avg_vs_full_ft), plus (experiment|label|
     method|status|runs|ok_runs, ''). Accuracy in percent, memory in bytes. `tasks` picks the task columns
     (default: see _shown_tasks). attrs: tasks (metric, shots, group per shown task), hidden_tasks (stored but not
-    shown), skipped (incomplete run folders), metric (asked for)."""
+    shown), skipped (incomplete run folders), metric (asked for), and what _add_decisions adds (intervals, the
+    bold cells, the delta table against `versus`, forgetting)."""
     if metric not in METRICS:
         raise UserError(f"--metric: unknown metric '{metric}'; use one of {', '.join(METRICS)}")
     columns = task_columns(results, metric, tasks)
@@ -174,24 +181,36 @@ def table_from_results(results: Results, metric: str = "acc", delta: bool = Fals
     table.columns = pd.MultiIndex.from_tuples(table.columns)
     stored = {row["task"] for runs in results.rows.values() for run in runs for row in run.eval_rows}
     table.attrs.update(tasks=columns, mt_bench_judges=judges, hidden_tasks=sorted(stored - set(columns)), metric=metric,
-                       skipped=[str(path) for path in results.skipped])
+                       skipped=[str(path) for path in results.skipped],
+                       protocols=[run.eval_protocol for runs in results.rows.values() for run in runs])
     if delta and columns:
         _add_delta(table)
+    _add_decisions(table, results, versus, n_boot)
     return table
 
 
-def mt_bench_judges(results: Results) -> dict[str, dict[str, Any]]:
-    """{judge slug: judge identity} of every MT-Bench scores file among the runs, in slug order."""
-    return {slug: scores.get("judge", {}) for runs in results.rows.values() for run in runs
-            for slug, scores in sorted(run.mt_bench.items())}
+def _add_decisions(table: pd.DataFrame, results: Results, versus: str, n_boot: int) -> None:
+    """From the per-question outcomes: interval columns (intervals.py); attrs bold ({column: rows}, deltas.py),
+    deltas (the long delta table), versus, missing_samples (the re-evaluate line or None); and the forgetting
+    column (forgetting.py; attrs forgetting: whether there is one)."""
+    columns = table.attrs["tasks"]
+    plain = [task for task, info in columns.items() if not info["group"]]
+    outcomes = table_outcomes(results, columns)
+    if plain:
+        add_intervals(table, outcomes, plain, n_boot)
+    keys = ([*plain, AVG] if plain else []) + [MT_BENCH + slug for slug in table.attrs["mt_bench_judges"]]
+    table.attrs.update(bold=distinct_best(table, keys, outcomes, results, plain, n_boot), versus=versus,
+                       deltas=delta_frame(table, keys, outcomes, results, plain, versus, n_boot),
+                       missing_samples=missing_hint(results, plain),
+                       forgetting=add_forgetting(table, results))
 
 
 def build_table(dirs: Iterable[str | Path], metric: str | None = None, delta: bool = False,
-                tasks: list[str] | None = None) -> pd.DataFrame:
+                tasks: list[str] | None = None, versus: str = FULL_FT_METHOD) -> pd.DataFrame:
     """The numbers table of one or more experiment folders (see table_from_results). `metric` None: the
     experiments' own choice (experiment.json 'metric' or 'eval.metric'), else 'acc'."""
     results = load_results(dirs)
-    return table_from_results(results, metric or default_metric(results), delta, tasks)
+    return table_from_results(results, metric or default_metric(results), delta, tasks, versus)
 
 
 def default_metric(results: Results) -> str:
