@@ -16,8 +16,9 @@ from typing import Literal
 from pydantic import Field
 
 from owlore_bench import MethodConfig, register_method
+from owlore_bench.method import import_reference
 from owlore_bench.methods.full_ft import FullFineTuning
-from owlore_bench.train.galore_groups import galore_param_groups, import_zoo_package, projected_groups
+from owlore_bench.train.galore_groups import galore_param_groups, projected_groups
 
 
 class ApolloConfig(MethodConfig):
@@ -66,7 +67,7 @@ class Apollo(FullFineTuning):
     reference_package = "apollo-torch"
 
     def build_optimizer(self, model, lr, weight_decay):
-        apollo_torch = import_zoo_package("apollo_torch", self.name, "apollo-torch")
+        apollo_torch = import_reference("apollo_torch", self.name, "apollo-torch")
         seeds_outside_fake_mode(apollo_torch.random_projector)
         c = self.config
         groups = galore_param_groups(model, rank=c.rank, update_proj_gap=c.update_proj_gap, scale=c.scale,

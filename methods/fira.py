@@ -14,8 +14,9 @@ from typing import Literal
 from pydantic import Field
 
 from owlore_bench import MethodConfig, register_method
+from owlore_bench.method import import_reference
 from owlore_bench.methods.full_ft import FullFineTuning
-from owlore_bench.train.galore_groups import galore_param_groups, import_zoo_package
+from owlore_bench.train.galore_groups import galore_param_groups
 
 
 class FiraConfig(MethodConfig):
@@ -34,7 +35,7 @@ class Fira(FullFineTuning):
     reference_package = "fira"
 
     def build_optimizer(self, model, lr, weight_decay):
-        fira = import_zoo_package("fira", self.name, "fira")
+        fira = import_reference("fira", self.name, "fira")
         c = self.config
         groups = galore_param_groups(model, rank=c.rank, update_proj_gap=c.update_proj_gap, scale=c.alpha,
                                      proj_type=c.proj_type)

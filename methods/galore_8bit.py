@@ -18,8 +18,9 @@ from collections.abc import Iterator
 import torch
 
 from owlore_bench import register_method
+from owlore_bench.method import import_reference
 from owlore_bench.methods.galore import GaLore
-from owlore_bench.train.galore_groups import galore_param_groups, import_zoo_package
+from owlore_bench.train.galore_groups import galore_param_groups
 
 
 @contextlib.contextmanager
@@ -35,7 +36,7 @@ def cuda_synchronize_skipped() -> Iterator[None]:
 
 def galore_adamw_8bit(groups, lr: float, weight_decay: float) -> torch.optim.Optimizer:
     """galore-torch's GaLoreAdamW8bit over `groups`, whose step also runs where torch has no CUDA."""
-    import_zoo_package("bitsandbytes", "galore_8bit", "bitsandbytes")
+    import_reference("bitsandbytes", "galore_8bit", "bitsandbytes")
     from galore_torch import GaLoreAdamW8bit
 
     class GaLoreAdamW8bitAnyDevice(GaLoreAdamW8bit):

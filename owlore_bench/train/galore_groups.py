@@ -84,17 +84,6 @@ def projected_groups(groups: list[dict[str, Any]], **keys: Any) -> list[dict[str
     return [{**group, **keys} if "rank" in group else group for group in groups]
 
 
-def import_zoo_package(module: str, method: str, distribution: str):
-    """The reference package `module` of a zoo method, or one line naming the install (pip's `distribution`)."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise UserError(f"method '{method}' needs {distribution}, which is not installed: "
-                        f"pip install 'owlore-bench[zoo]'") from None
-
-
 def galore_adamw(groups: list[dict[str, Any]], lr: float, weight_decay: float) -> torch.optim.Optimizer:
     """galore-torch's GaLoreAdamW (betas 0.9/0.999, eps 1e-6 as in galore-torch) over `groups`."""
     from galore_torch import GaLoreAdamW
