@@ -68,3 +68,15 @@ def test_no_network_is_one_line(isolated_cache):
 def test_data_spec_reads_the_official_file_from_the_data_root(shared_data):
     ratios = read_ratio_file("data:reference/owlore_llama2_7b_outlier_ratio_M13.txt", 32)
     assert round(ratios[1] / ratios.sum(), 4) == 0.1351  # layer 1's official sampling probability
+
+
+def test_offline_a_pinned_url_falls_back_to_the_same_bytes_in_the_data_roots_reference_folder(
+        tmp_path, isolated_cache, monkeypatch):
+    monkeypatch.setenv("OWLORE_BENCH_DATA", str(tmp_path / "data"))
+    (tmp_path / "data" / "reference").mkdir(parents=True)
+    (tmp_path / "data" / "reference" / "other.txt").write_bytes(b"9\n9\n9\n")
+    (tmp_path / "data" / "reference" / "official.txt").write_bytes(RATIOS)
+    spec = f"http://127.0.0.1:9/ratios.txt#sha256={hashlib.sha256(RATIOS).hexdigest()}"  # refused: offline
+    assert read_ratio_file(spec, 3).tolist() == [1.5, 3.0, 0.5]
+    with pytest.raises(UserError, match="could not download"):  # no file with those bytes: the download's line
+        read_ratio_file(f"http://127.0.0.1:9/r.txt#sha256={'0' * 64}", 3)

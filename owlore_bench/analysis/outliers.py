@@ -169,7 +169,13 @@ def ratio_file_path(spec: str | Path, field: str) -> Path:
     if text.startswith(("https://", "http://")):
         from owlore_bench.downloads import pinned_url
 
-        return pinned_url(text, field)
+        try:
+            return pinned_url(text, field)
+        except UserError:  # offline: the same bytes in the data root's reference/ folder serve as well
+            local = _same_bytes_in_data_root(text.partition("#sha256=")[2])
+            if local is None:
+                raise
+            return local
     if text.startswith("data:"):
         from owlore_bench.paths import data_root
 
@@ -177,11 +183,22 @@ def ratio_file_path(spec: str | Path, field: str) -> Path:
     return Path(spec)
 
 
+def _same_bytes_in_data_root(sha256: str) -> Path | None:
+    """A file of <data root>/reference/ whose sha256 is `sha256` (e.g. the official LLaMA2-7B ratios), or None."""
+    from owlore_bench.downloads import sha256_of
+    from owlore_bench.paths import data_root
+
+    folder = data_root() / "reference"
+    found = [path for path in sorted(folder.glob("*")) if path.is_file() and sha256_of(path) == sha256]
+    return found[0] if sha256 and found else None
+
+
 def read_ratio_file(path: str | Path, n_layers: int | None = None, field: str = "outlier_ratios_file") -> np.ndarray:
     """Outlier ratios (percent), one number per line (blank lines ignored); checked against the layer count.
 
     `path` is a file, `data:<relative path>` under the benchmark data root, or `https://...#sha256=<hex>` (fetched
-    once into the cache and checked). `field` names the config field or flag in error messages.
+    once into the cache and checked; offline, a file with those bytes in the data root's reference/ folder).
+    `field` names the config field or flag in error messages.
     """
     path = ratio_file_path(path, field)
     if not path.is_file():
