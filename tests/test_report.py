@@ -150,7 +150,8 @@ def test_cells_show_mean_pm_std_with_n_and_best_in_bold(experiment: Path):
     assert frame.loc["owlore", "boolq"] == f"{mean:.1f} ± {std:.1f} ({n})"
     mean, std, n = expected("lora", 0)
     assert frame.loc["lora", "boolq"] == f"{mean:.1f} ± {std:.1f} ({n})"
-    assert frame.loc["base", "boolq"] == f"{100 * SEEDS['base'][0][0]:.1f}"  # n = 1: no ± and no (n)
+    # n = 1 without samples/: ± = half the Wilson interval from eval.json's counts, and no (n)
+    assert frame.loc["base", "boolq"] == f"{100 * SEEDS['base'][0][0]:.1f} ±{wilson_half([1] * 50 + [0] * 50):.1f}"
     best_memory = min(SEEDS, key=lambda label: expected(label, 3, False)[0] if label != "base" else math.inf)
     assert frame.loc[best_memory, "Peak mem (GiB)"].startswith("**")
     assert frame.loc["full_ft", "Peak mem (GiB)"].startswith(f"{expected('full_ft', 3, False)[0] / GIB:.2f} ± ")
@@ -188,7 +189,8 @@ def test_status_of_failed_runs_is_shown(tmp_path: Path):
     assert table.loc["galore", ("status", "")] == "1/2 oom"
     frame = display_frame(table).set_index("Method")
     assert set(frame.loc["lisa"]) == {"diverged"}
-    assert frame.loc["galore (1/2 oom)", "boolq"] == f"{100 * SEEDS['lora'][1][0]:.1f}"  # only the ok seed
+    only_ok_seed = [1] * 66 + [0] * 34  # the ok seed alone: its eval.json counts, 66 of 100
+    assert frame.loc["galore (1/2 oom)", "boolq"] == f"{100 * SEEDS['lora'][1][0]:.1f} ±{wilson_half(only_ok_seed):.1f}"
     assert table.loc["galore", ("boolq", "n")] == 1
 
 
@@ -464,6 +466,11 @@ def write_outcomes(root: Path, outcomes=OUTCOMES, name: str = "paired") -> Path:
     return directory
 
 
+def wilson_half(outcomes: list[int]) -> float:
+    low, high = scipy_wilson(outcomes)
+    return (high - low) / 2
+
+
 def scipy_wilson(outcomes: list[int]) -> tuple[float, float]:
     interval = stats.binomtest(sum(outcomes), len(outcomes)).proportion_ci(0.95, method="wilson")
     return 100 * interval.low, 100 * interval.high
@@ -548,8 +555,10 @@ def test_runs_without_outcomes_render_as_before_with_one_line_on_how_to_get_them
     from owlore_bench.cli import main
 
     table = build_table([experiment])
-    assert ("boolq", "ci_low") in table.columns and table[("boolq", "ci_low")].isna().all()
-    assert "±" not in display_frame(table).set_index("Method").loc["base", "boolq"]
+    several_seeds = [label for label in SEEDS if label != "base"]  # no questions to pair seeds on: no interval
+    assert table.loc[several_seeds, ("boolq", "ci_low")].isna().all()
+    assert table.loc["base", ("boolq", "ci_low")] == pytest.approx(scipy_wilson([1] * 50 + [0] * 50)[0])
+    assert "±" in display_frame(table).set_index("Method").loc["base", "boolq"]  # one seed: from the counts
     assert main(["report", str(experiment), "--no-plots", "--out", str(tmp_path / "out")]) == 0
     hints = [line for line in capsys.readouterr().out.splitlines() if "no per-question outcomes" in line]
     assert len(hints) == 1 and "owlore-bench eval --run RUN --tasks boolq,arc_easy --out RUN" in hints[0]
