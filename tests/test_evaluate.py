@@ -174,10 +174,15 @@ def test_smollm2_zero_shot_is_above_chance(shared_data, shared_commonsense, monk
     monkeypatch.setenv(DATA_ENV, str(shared_data))  # the local tasks read the same data root the fixture found
 
     model, tokenizer = load_model("smollm2-135m", device="cpu")
-    # 120 questions a task keep this the suite's longest test under ~2 min on 2 cores; at 200 the README's
-    # figures are 51.0 % and 64.5 %, far above the thresholds below.
-    rows = evaluate_model(model, tokenizer, ["arc_easy_choices", "piqa_choices"], limit=120, batch_size=16)
-    acc = {row["task"]: row["value"] for row in rows if row["metric"] == "acc"}
-    print({task: round(value, 3) for task, value in acc.items()})
-    assert acc["arc_easy_choices"] > 0.25 + 0.05
-    assert acc["piqa_choices"] > 0.5 + 0.05
+    # 60 questions a task (the suite's longest test was 4.5 min at 120 under load): measured 51.7 % and 68.3 %
+    # here (`owlore-bench eval --model smollm2-135m --tasks arc_easy_choices,piqa_choices --limit 60`); the
+    # claim is that the 95 % Wilson interval lies above chance (25 % for 4 options, 50 % for 2), not a point value.
+    from scipy.stats import binomtest
+
+    rows = evaluate_model(model, tokenizer, ["arc_easy_choices", "piqa_choices"], limit=60, batch_size=16)
+    acc = {row["task"]: row for row in rows if row["metric"] == "acc"}
+    print({task: round(row["value"], 3) for task, row in acc.items()})
+    for task, chance in (("arc_easy_choices", 0.25), ("piqa_choices", 0.5)):
+        row = acc[task]
+        low = binomtest(round(row["value"] * row["n"]), row["n"]).proportion_ci(0.95, method="wilson").low
+        assert row["n"] == 60 and low > chance, (task, row, low)
