@@ -8,13 +8,12 @@ import math
 
 import pytest
 import torch
-from conftest import TINY_RECORDS
+from zoo_reference import step_by_hand, tiny_data
 
 from owlore_bench.config import TrainConfig
 from owlore_bench.methods.lora import LLAMA_PROJECTIONS
 from owlore_bench.models import tiny_llama
 from owlore_bench.registry import build_method
-from owlore_bench.train.data import TrainingData, tokenize_record
 from owlore_bench.train.loop import train
 
 LR, WEIGHT_DECAY, BATCH = 1e-2, 0.01, 4
@@ -31,9 +30,6 @@ VARIANTS = {
     "lora_plus": {},
 }
 
-
-def tiny_data(tokenizer) -> TrainingData:
-    return TrainingData([tokenize_record(r, tokenizer, "plain", 64) for r in TINY_RECORDS], tokenizer.pad_token_id)
 
 
 def suite_model(name: str, out_dir, **overrides):
@@ -64,15 +60,7 @@ def reference_model(name: str):
                                               weight_decay=WEIGHT_DECAY)
     else:
         optimizer = torch.optim.AdamW(trainable, lr=LR, weight_decay=WEIGHT_DECAY)
-    base_lrs = [group["lr"] for group in optimizer.param_groups]
-    data = tiny_data(tokenizer)
-    for step, multiplier in enumerate(LR_MULTIPLIERS):
-        for group, base_lr in zip(optimizer.param_groups, base_lrs):
-            group["lr"] = base_lr * multiplier
-        model(**data.batch(step, BATCH)).loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+    step_by_hand(model, optimizer, tiny_data(tokenizer), LR_MULTIPLIERS, BATCH)
     return model
 
 

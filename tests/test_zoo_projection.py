@@ -9,14 +9,13 @@ import sys
 
 import pytest
 import torch
-from conftest import TINY_RECORDS
+from zoo_reference import step_by_hand, tiny_data
 
 from owlore_bench import UserError
 from owlore_bench.config import TrainConfig
 from owlore_bench.memory.estimate import estimate_memory
 from owlore_bench.models import tiny_llama
 from owlore_bench.registry import build_method
-from owlore_bench.train.data import TrainingData, tokenize_record
 from owlore_bench.train.loop import train
 
 LR, WEIGHT_DECAY, BATCH = 1e-2, 0.01, 4
@@ -26,9 +25,6 @@ LOOP = dict(steps=3, batch_size=BATCH, max_length=64, lr=LR, weight_decay=WEIGHT
 LR_MULTIPLIERS = [0.5, 1.0, 0.5]
 GAP = 2  # update_proj_gap 2: the projection is refreshed at the 2nd optimizer step, inside the 3 steps compared
 
-
-def tiny_data(tokenizer) -> TrainingData:
-    return TrainingData([tokenize_record(r, tokenizer, "plain", 64) for r in TINY_RECORDS], tokenizer.pad_token_id)
 
 
 def suite_weights(name: str, overrides: dict, out_dir, **loop) -> dict[str, torch.Tensor]:
@@ -45,16 +41,7 @@ def reference_weights(make_optimizer) -> dict[str, torch.Tensor]:
     model, tokenizer = tiny_llama(seed=0)
     model.train()
     optimizer = make_optimizer(model)
-    base_lrs = [group["lr"] for group in optimizer.param_groups]
-    data = tiny_data(tokenizer)
-    for step, multiplier in enumerate(LR_MULTIPLIERS):
-        for group, base_lr in zip(optimizer.param_groups, base_lrs):
-            group["lr"] = base_lr * multiplier
-        model(**data.batch(step, BATCH)).loss.backward()
-        # over the optimizer's parameters in its order, as the loop does (another order sums the norm differently)
-        torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+    step_by_hand(model, optimizer, tiny_data(tokenizer), LR_MULTIPLIERS, BATCH)
     return {name: p.detach().clone() for name, p in model.named_parameters()}
 
 
