@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from owlore_bench.errors import UserError
+from owlore_bench.errors import UserError, did_you_mean
 from owlore_bench.results import read_json, read_jsonl
 
 GIB = 2**30  # bytes; used only for display
@@ -165,6 +165,19 @@ def load_results(dirs: Iterable[str | Path]) -> Results:
         name = run.label if len(experiments_of[run.label]) == 1 else f"{run.experiment}/{run.label}"
         rows.setdefault(name, []).append(run)
     return Results(rows, skipped, experiments)
+
+
+def label_seed_runs(experiment_dir: str | Path, label: str) -> dict[int, Path]:
+    """{seed: run folder} of one label's ok runs in one experiment folder, in seed order: the finished runs
+    (summary.json) `report` reads, less those whose status is not ok. A label without finished runs there is one
+    UserError line naming the labels the folder has."""
+    directory = Path(experiment_dir)
+    _, _, runs, _ = _load_experiment(directory)
+    labels = list(dict.fromkeys(run.label for run in runs))
+    if label not in labels:
+        raise UserError(f"{directory}: no finished run (<label>/seed-<s>/summary.json) of label '{label}'; its "
+                        f"labels: {', '.join(labels) or 'none'}." + did_you_mean(label, labels))
+    return {run.seed: run.path for run in runs if run.label == label and run.status == "ok"}
 
 
 def mt_bench_judges(results: Results) -> dict[str, dict[str, Any]]:
