@@ -154,15 +154,21 @@ def test_dry_run_without_tiktoken_says_approximate(mt_data, tmp_path, capsys, mo
 class TokenFieldServer(FakeOpenAI):
     """A loopback server that, like OpenAI's for reasoning models, answers 400 to a request with max_tokens."""
 
+    def refusal(self, body: dict) -> dict | None:
+        """The error payload of a request this server refuses, or None."""
+        if "max_tokens" in body:
+            return {"error": {"message": "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                                         "Use 'max_completion_tokens' instead.",
+                              "type": "invalid_request_error", "param": "max_tokens"}}
+        return None
+
     def handle(self, request) -> None:
         body = json.loads(request.rfile.read(int(request.headers["Content-Length"])))
         with self.lock:
             self.requests.append({"path": request.path, **body})
-        if "max_tokens" in body:
-            return self._send(request, 400, {"error": {"message": "Unsupported parameter: 'max_tokens' is not "
-                                                                  "supported with this model. Use "
-                                                                  "'max_completion_tokens' instead.",
-                                                       "type": "invalid_request_error", "param": "max_tokens"}})
+        refusal = self.refusal(body)
+        if refusal:
+            return self._send(request, 400, refusal)
         self._send(request, 200, {"id": "c", "object": "chat.completion", "created": 0, "model": body["model"],
                                   "choices": [{"index": 0, "finish_reason": "stop",
                                                "message": {"role": "assistant", "content": "Rating: [[7]]"}}]})
@@ -187,6 +193,50 @@ def test_a_400_naming_max_tokens_is_retried_once_with_max_completion_tokens(toke
     assert judge.complete("s", "u") == "Rating: [[7]]"
     assert judge.complete("s", "u") == "Rating: [[7]]"
     assert ["max_tokens" in request for request in token_server.requests] == [True, False, False]
+
+
+class ReasoningModelServer(TokenFieldServer):
+    """Like OpenAI's chat completions for reasoning models: 400 to max_tokens, and 400 to any temperature but 1."""
+
+    def refusal(self, body: dict) -> dict | None:
+        if body.get("temperature", 1) != 1:
+            return {"error": {"message": f"Unsupported value: 'temperature' does not support {body['temperature']} "
+                                         f"with this model. Only the default (1) value is supported.",
+                              "type": "invalid_request_error", "param": "temperature", "code": "unsupported_value"}}
+        return super().refusal(body)
+
+
+@pytest.fixture
+def reasoning_server():
+    pytest.importorskip("openai")
+    server = ReasoningModelServer()
+    yield server
+    server.close()
+
+
+@pytest.mark.parametrize("model", ["o1", "o1-mini", "o3", "o3-mini", "o4-mini", "gpt-5", "gpt-5-mini",
+                                   "openai/O3-MINI"])
+def test_reasoning_models_are_sent_no_temperature(reasoning_server, model):
+    judge = make_judge(reasoning_server.spec().replace("openai:test-judge", f"openai:{model}"), max_tokens=99)
+    assert judge.complete("s", "u") == "Rating: [[7]]"
+    [request] = reasoning_server.requests  # accepted at once: no 400 and retry
+    assert "temperature" not in request and request["max_completion_tokens"] == 99
+    assert judge.identity["temperature"] == 1.0  # what the judgments were sampled at, recorded with them
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "gpt-4.1-mini", "omni-judge", "llama-3-70b"])
+def test_other_models_keep_fastchats_temperature_zero(fake_openai_server, model):
+    judge = make_judge(fake_openai_server.spec().replace("openai:test-judge", f"openai:{model}"))
+    judge.complete("s", "u")
+    assert fake_openai_server.requests[-1]["temperature"] == 0 and judge.identity["temperature"] == 0.0
+
+
+@pytest.fixture
+def fake_openai_server():
+    pytest.importorskip("openai")
+    server = FakeOpenAI()
+    yield server
+    server.close()
 
 
 def test_azure_openai_through_the_openai_backend(fake_azure, monkeypatch):

@@ -7,9 +7,11 @@ Requests are FastChat's: messages [system, user], temperature 0, max_tokens (def
 When the retries are spent, or the key variable is missing, the run stops with one UserError line naming the
 URL or the variable; judgments already written stay, so a rerun judges only what is missing.
 
-Newer OpenAI models (the o1/o3/o4 and gpt-5 families) refuse `max_tokens` and take `max_completion_tokens`: the
-judge sends that for those names, and for any other model whose server answers HTTP 400 naming max_tokens it
-retries that request once with max_completion_tokens (and keeps using it).
+OpenAI's reasoning models (the o1/o3/o4 and gpt-5 families, REASONING_MODELS) refuse `max_tokens` and take
+`max_completion_tokens`, and refuse any temperature but their fixed 1: for those names the judge sends
+max_completion_tokens and no temperature (the identity records 1.0, what they sample at). For any other model
+whose server answers HTTP 400 naming max_tokens it retries that request once with max_completion_tokens (and
+keeps using it).
 Azure OpenAI: `api_version=...` (and `deployment=...`, default the model name) switch to openai.AzureOpenAI with
 base_url as the azure_endpoint (https://NAME.openai.azure.com); the key comes from $AZURE_OPENAI_API_KEY unless
 api_key_env says otherwise.
@@ -28,8 +30,12 @@ from owlore_bench.errors import UserError
 from owlore_bench.mtbench.judges.base import DEFAULT_MAX_TOKENS, OPENAI_URL, Judge
 
 NO_KEY = "none"  # api_key_env=none: a local server that wants no key
-# Model names that take max_completion_tokens instead of max_tokens (OpenAI's reasoning models and gpt-5).
-COMPLETION_TOKENS_MODELS = re.compile(r"^(o\d|gpt-5)")
+# OpenAI's reasoning models (o1, o1-mini, o3, o3-mini, o4-mini, gpt-5*). Their chat completions answer HTTP 400
+# to `max_tokens` ("Unsupported parameter: 'max_tokens' ... Use 'max_completion_tokens' instead") and to any
+# temperature but 1 ("Unsupported value: 'temperature' does not support 0 with this model. Only the default (1)
+# value is supported"; o3-mini even to temperature itself: "Unsupported parameter: 'temperature'"), so for them
+# the judge sends max_completion_tokens and no temperature at all.
+REASONING_MODELS = re.compile(r"^(o\d|gpt-5)")
 
 
 class OpenAIJudge(Judge):
@@ -73,26 +79,29 @@ class OpenAIJudge(Judge):
                                               timeout=timeout, max_retries=0)
         else:
             self._client = openai.OpenAI(api_key=key, base_url=self.base_url, timeout=timeout, max_retries=0)
-        short_name = model.rsplit("/", 1)[-1].lower()
-        self.token_field = "max_completion_tokens" if COMPLETION_TOKENS_MODELS.match(short_name) else "max_tokens"
+        self.reasoning = bool(REASONING_MODELS.match(model.rsplit("/", 1)[-1].lower()))
+        self.token_field = "max_completion_tokens" if self.reasoning else "max_tokens"
+        # FastChat's temperature 0, except where the API allows only its default (REASONING_MODELS)
+        self._sampling: dict[str, float] = {} if self.reasoning else {"temperature": 0}
 
     @property
     def identity(self) -> dict[str, Any]:
         azure = {"api_version": self.api_version, "deployment": self.deployment} if self.api_version else {}
-        return {**super().identity, "base_url": self.base_url, **azure}
+        temperature = {"temperature": 1.0} if self.reasoning else {}  # the only one the API lets them use
+        return {**super().identity, "base_url": self.base_url, **temperature, **azure}
 
     def _create(self, messages: list[dict[str, str]]) -> Any:
         """One chat completion; a 400 naming max_tokens switches to max_completion_tokens and is retried once."""
         field = self.token_field
         try:
             return self._client.chat.completions.create(model=self.deployment or self.model, messages=messages,
-                                                        n=1, temperature=0, **{field: self.max_tokens})
+                                                        n=1, **self._sampling, **{field: self.max_tokens})
         except self._openai.BadRequestError as error:
             if field != "max_tokens" or "max_tokens" not in str(error):
                 raise
         self.token_field = "max_completion_tokens"
         return self._client.chat.completions.create(model=self.deployment or self.model, messages=messages, n=1,
-                                                    temperature=0, max_completion_tokens=self.max_tokens)
+                                                    **self._sampling, max_completion_tokens=self.max_tokens)
 
     def complete(self, system: str, user: str) -> str:
         messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
