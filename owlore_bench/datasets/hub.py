@@ -11,7 +11,9 @@
 
 Each fetch returns the facts a run records in summary.json (`data_sources`): the repo, the revision asked for,
 the commit it resolved to, the file and the sha256 of the bytes read. Every failure (no such repo / file /
-revision, no network) is one UserError line naming the repo and the file.
+revision, no network) is one UserError line naming the repo and the file. Offline, that line comes at once:
+before the hub's client is asked (it retries a refused connection 5 times, 1+2+4+8+8 s apart: ~23 s of waiting),
+one probe of the endpoint says whether it answers at all, and a file is then read from the cache alone.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from owlore_bench.downloads import sha256_of
-from owlore_bench.errors import UserError
+from owlore_bench.errors import UserError, one_line
 
 FILE_SCHEME = "hf://"
 DATASET_SCHEME = "hf-dataset://"
+PROBE_TIMEOUT_S = 5.0  # seconds the probe waits for the endpoint; a refused connection or failed DNS lookup
+# answers at once, so this only bounds a network that drops packets (the client's own timeout is 10 s a try)
 
 
 def is_hub_name(text: str) -> bool:
@@ -42,6 +46,22 @@ def parse_file_name(text: str) -> tuple[str, str, str]:
     return "/".join(parts[:2]), "/".join(parts[2:]), revision or "main"
 
 
+def unreachable() -> str | None:
+    """Why the hub endpoint (HF_ENDPOINT) cannot be reached, or None when it answers: one HEAD request through
+    huggingface_hub's own session (its proxies and certificates), no retries. Any HTTP answer, an error status
+    too, counts as reachable; the hub's client then reports what is wrong. Online this costs one request."""
+    from huggingface_hub import constants
+    from huggingface_hub.utils import get_session
+
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set"
+    try:
+        get_session().head(constants.ENDPOINT, timeout=PROBE_TIMEOUT_S)
+    except Exception as error:  # noqa: BLE001 — no HTTP answer at all; requests' errors are OSErrors, httpx's not
+        return one_line(error)
+    return None
+
+
 def is_folder_name(text: str) -> bool:
     return text.startswith(FILE_SCHEME) and text.partition("@")[0].endswith("/")
 
@@ -55,6 +75,12 @@ def folder_files(text: str) -> list[str]:
     body, _, revision = text.removeprefix(FILE_SCHEME).partition("@")
     repo, folder = "/".join(body.split("/")[:2]), "/".join(body.split("/")[2:]).rstrip("/")
     revision = revision or "main"
+    offline = unreachable()
+    if offline:
+        raise UserError(f"hub dataset {repo}, folder {folder}/@{revision}: the hub cannot be reached ({offline}), "
+                        f"and a folder is listed on the hub each time; connect, or name its files one by one "
+                        f"(hf://{repo}/{folder}/<file>.json@{revision}: read from the cache once fetched), or pass "
+                        f"a local copy")
     try:
         entries = list(HfApi().list_repo_tree(repo, path_in_repo=folder, repo_type="dataset", revision=revision))
     except (HfHubHTTPError, OSError) as error:
@@ -79,18 +105,21 @@ def fetch_file(text: str) -> tuple[Path, dict[str, Any]]:
 
     repo, filename, revision = parse_file_name(text)
     where = f"hub dataset {repo}, file {filename}"
+    offline = unreachable()  # then the cache alone: the client would wait ~23 s in retries first
     try:
-        local = Path(hf_hub_download(repo, filename, repo_type="dataset", revision=revision))
+        local = Path(hf_hub_download(repo, filename, repo_type="dataset", revision=revision,
+                                     local_files_only=offline is not None))
     except RevisionNotFoundError:
         raise UserError(f"{where}: revision {revision!r} does not exist; give a branch, tag or commit of the "
                         f"repo after '@'") from None
     except RepositoryNotFoundError:
         raise UserError(f"{where}: no such dataset repo (or it is private: log in with `hf auth login`)") from None
     except EntryNotFoundError as error:  # also raised offline when the file is not cached (LocalEntryNotFound)
-        offline = type(error).__name__ == "LocalEntryNotFoundError"
-        raise UserError(f"{where}@{revision}: " + ("the hub cannot be reached and the file is not in the cache "
-                                                   "(HF_HOME); connect once, or pass a local copy" if offline
-                                                   else "no such file at that revision")) from None
+        if type(error).__name__ != "LocalEntryNotFoundError":
+            raise UserError(f"{where}@{revision}: no such file at that revision") from None
+        why = f" ({offline})" if offline else ""
+        raise UserError(f"{where}@{revision}: the hub cannot be reached{why} and the file is not in the cache "
+                        f"(HF_HOME); connect once, or pass a local copy") from None
     except (HfHubHTTPError, OSError) as error:
         raise UserError(f"{where}@{revision}: could not be fetched ({type(error).__name__}: "
                         f"{str(error).splitlines()[0] if str(error) else 'no detail'})") from None
