@@ -200,30 +200,57 @@ def judge_mtbench(experiment: ExperimentConfig, units: list[Unit], progress: boo
     return judged
 
 
-def dry_run_plan(experiment: ExperimentConfig, units: list[Unit]) -> list[dict[str, Any]]:
-    """Rows of the plan: label, seed, folder, done?, and the estimator's peak memory per run (bytes)."""
+def dry_run_plan(experiment: ExperimentConfig, units: list[Unit], world_size: int = 1) -> list[dict[str, Any]]:
+    """Rows of the plan: label, seed, folder, done?, the steps to run and the data plan's lines (`data_plan`; the
+    data is read and tokenized once per data setting), and the estimator's peak memory per run (bytes); for a
+    method that keeps the state of leaving layers also the total at the end of those steps."""
     from owlore_bench.memory.estimate import estimate_memory
 
     architecture = experiment.architecture or experiment.model
+    tokenized: dict[str, Any] = {}
     rows = []
     for unit in units:
         row = {"label": unit.label, "seed": unit.seed, "folder": str(unit.folder), "complete": unit_is_complete(unit)}
         if unit.run is not None:
             train = unit.run.train
             dtype = _estimate_dtype(train.dtype, train.device)
-            # packed rows are block_size tokens; steps with train.epochs need the tokenized data (train --dry-run)
-            seq_len = unit.run.data.block_size if unit.run.data.packing else train.max_length
-            row.update(seq_len=seq_len, steps=train.steps, epochs=train.epochs)
+            seq_len = unit.run.data.block_size if unit.run.data.packing else train.max_length  # packed: whole blocks
+            steps, lines = _unit_data_plan(unit.run, tokenized, world_size)
+            row.update(seq_len=seq_len, steps=steps, epochs=train.epochs, data_plan=lines)
             try:
                 estimate = estimate_memory(architecture, unit.run.method, unit.run.method_config,
                                            batch_size=train.batch_size, seq_len=seq_len, dtype=dtype,
-                                           grad_checkpointing=train.grad_checkpointing, seed=train.seed)
+                                           grad_checkpointing=train.grad_checkpointing, seed=train.seed, steps=steps,
+                                           update_in_backward=train.update_in_backward,
+                                           optimizer_state_bits=train.optimizer_state_bits,
+                                           offload_activations=train.offload_activations)
                 row.update(estimated_total_bytes=estimate["total"], estimate_dtype=dtype,
                            trainable_params=estimate["trainable_params"])
+                if "total_state_kept" in estimate:
+                    row["estimated_total_state_kept_bytes"] = estimate["total_state_kept"]
             except UserError as error:
                 row["estimate_error"] = str(error)
         rows.append(row)
     return rows
+
+
+def _unit_data_plan(run, tokenized: dict[str, Any], world_size: int) -> tuple[int | None, list[str]]:
+    """(steps to run, the data plan's lines) of one unit. `tokenized` caches the data per tokenization_key, or
+    the reason it cannot be read: then one line says why, and steps is train.steps (None with train.epochs)."""
+    from owlore_bench.train.data_plan import plan_lines, steps_to_run, tokenization_key, tokenize_data
+
+    key = tokenization_key(run)
+    if key not in tokenized:
+        try:
+            tokenized[key] = tokenize_data(run)
+        except UserError as error:
+            tokenized[key] = str(error)
+    data = tokenized[key]
+    if isinstance(data, str):
+        unknown = "; steps unknown with train.epochs" if run.train.steps is None else ""
+        return run.train.steps, [f"data plan: not available, the data or the tokenizer cannot be read ({data})"
+                                 + unknown]
+    return steps_to_run(data, run.train, world_size), plan_lines(data, run.train, world_size)
 
 
 def _estimate_dtype(dtype: str, device: str) -> str:

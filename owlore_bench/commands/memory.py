@@ -30,6 +30,7 @@ from owlore_bench.registry import available_methods, get_method_class
 
 GIB, MIB = 2**30, 2**20
 LEDGER = (*CATEGORIES, "total")
+KEPT = ("optimizer_state_kept", "total_state_kept")  # estimate entries of a method that keeps leaving layers' state
 
 
 def add_parser(subparsers) -> None:
@@ -51,6 +52,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--dtype", choices=["bf16", "fp32"], default="bf16", help="weight dtype (default bf16)")
     parser.add_argument("--grad-checkpointing", action="store_true", help="recompute activations in backward")
     parser.add_argument("--seed", type=int, default=0, help="seeds adapter init and layer sampling (default 0)")
+    parser.add_argument("--steps", type=int,
+                        help="the run's training steps: for a method that keeps the optimizer state of layers "
+                             "leaving the active set (keep_state), the state it holds at the end of the run "
+                             "(default: the bound, state for every layer)")
     parser.add_argument("--update-in-backward", action="store_true",
                         help="each parameter updated inside backward and its gradient freed (train.update_in_backward)")
     parser.add_argument("--optimizer-state-bits", type=int, choices=[32, 8], default=32,
@@ -112,9 +117,10 @@ def estimate_rows(args, names: list[str], configs: dict[str, dict[str, Any]]) ->
                      grad_checkpointing=args.grad_checkpointing, seed=args.seed,
                      update_in_backward=args.update_in_backward, optimizer_state_bits=args.optimizer_state_bits,
                      offload_activations=args.offload_activations)
-        estimate = estimate_memory(args.model, name, configs[name], **shape)
+        estimate = estimate_memory(args.model, name, configs[name], steps=args.steps, **shape)
         row: dict[str, Any] = {"method": name, **{f"est_{c}_bytes": estimate[c] for c in LEDGER},
                                "trainable_params": estimate["trainable_params"]}
+        row.update({f"est_{key}_bytes": estimate[key] for key in KEPT if key in estimate})
         if args.measure:
             row.update(measured_row(args, name, configs[name], shape, estimate))
         rows.append(row)
@@ -166,6 +172,22 @@ def display_table(rows: list[dict[str, Any]]):
     return pd.DataFrame(table)
 
 
+def kept_state_lines(rows: list[dict[str, Any]], steps: int | None, seed: int) -> list[str]:
+    """One line per method that keeps the optimizer state of leaving layers: its state and total at the end of
+    the run next to step 0's (the table's), over --steps with this seed, or the every-layer bound without it."""
+    unit, size = display_unit(rows)
+    over = (f"after {steps:,} steps (layers drawn with seed {seed})" if steps is not None
+            else "bound without --steps (every layer holds state)")
+
+    def shown(row: dict[str, Any], key: str) -> str:
+        return f"{row[f'est_{key}_bytes'] / size:.3f}"
+
+    return [f"{row['method']}: optimizer state kept (keep_state), {over}: optimizer "
+            f"{shown(row, 'optimizer_state_kept')} {unit} (step 0: {shown(row, 'optimizer')}), "
+            f"total {shown(row, 'total_state_kept')} {unit} (step 0: {shown(row, 'total')})"
+            for row in rows if "est_optimizer_state_kept_bytes" in row]
+
+
 def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:+.1f}%"
 
@@ -193,12 +215,13 @@ def stacked_bar(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     plt.close(figure)
 
 
-def write_outputs(rows: list[dict[str, Any]], out: Path, title: str) -> None:
+def write_outputs(rows: list[dict[str, Any]], out: Path, title: str, notes: list[str]) -> None:
     import pandas as pd
 
     out.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(out / "memory.csv", index=False)  # bytes: the machine-readable copy
-    (out / "memory.md").write_text(f"{title}\n\n{display_table(rows).to_markdown(index=False)}\n")
+    (out / "memory.md").write_text(f"{title}\n\n{display_table(rows).to_markdown(index=False)}\n"
+                                   + "".join(f"\n- {note}" for note in notes) + ("\n" if notes else ""))
     stacked_bar(rows, out / "memory.png", title)
 
 
@@ -207,6 +230,8 @@ def run(args) -> int:
     check_shape(args.batch_size, args.seq_len)
     if args.measure_steps <= 0:
         raise UserError(f"--measure-steps must be a positive number of steps (got {args.measure_steps})")
+    if args.steps is not None and args.steps <= 0:
+        raise UserError(f"--steps must be a positive number of training steps (got {args.steps})")
     load_architecture(args.model)  # an unknown architecture fails before any work
     names = selected_methods(args.methods, args.update_in_backward)
     configs = method_configs(names, args.set)
@@ -217,10 +242,13 @@ def run(args) -> int:
              f"{'on' if args.grad_checkpointing else 'off'}"
              + (", update in backward" if args.update_in_backward else "") + "; estimate"
              + (" / measured (error)" if args.measure else ""))
+    notes = kept_state_lines(rows, args.steps, args.seed)
     print(title)
     print(display_table(rows).to_string(index=False))
+    for note in notes:
+        print(note)
     if out:
-        write_outputs(rows, out, title)
+        write_outputs(rows, out, title, notes)
         print(f"wrote {out / 'memory.csv'}, memory.md, memory.png")
     failed = [row["method"] for row in rows if row.get("status") not in (None, "ok")]
     return 1 if failed else 0
@@ -233,9 +261,10 @@ def print_levers(args, names: list[str], configs: dict[str, dict[str, Any]], out
     from owlore_bench.memory.levers import best_cell, lever_matrix, matrix_records
 
     if args.measure or args.grad_checkpointing or args.update_in_backward or args.offload_activations \
-            or args.optimizer_state_bits != 32:
-        raise UserError("--levers: the matrix sets every lever itself; drop --measure, --grad-checkpointing, "
-                        "--update-in-backward, --offload-activations and --optimizer-state-bits")
+            or args.optimizer_state_bits != 32 or args.steps is not None:
+        raise UserError("--levers: the matrix sets every lever itself and shows step 0; drop --measure, "
+                        "--grad-checkpointing, --update-in-backward, --offload-activations, --optimizer-state-bits "
+                        "and --steps")
     shape = dict(batch_size=args.batch_size, seq_len=args.seq_len, dtype=args.dtype, seed=args.seed)
     matrix = lever_matrix(args.model, {name: configs[name] for name in names}, **shape)
     unit = display_unit([{"est_total_bytes": row["none"].ledger["total"]} for row in matrix.values()])

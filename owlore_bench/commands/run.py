@@ -47,7 +47,7 @@ def run(args) -> int:
     experiment = load_experiment(args.config, out=args.out)
     units = plan(experiment, parse_only(args.only))  # validates every method entry before anything runs
     if args.dry_run:
-        print_plan(experiment, units)
+        print_plan(experiment, units, args.nproc or 1)
         return 0
     launcher = make_launcher(args, collect_command(args.config, args.out))  # flag errors before any check
     if args.nproc is not None:
@@ -133,8 +133,8 @@ def tabulate(args, experiment, units, held_jobs) -> int:
     return 0 if not (failed or held_jobs) and len(done) == len(units) else 1
 
 
-def print_plan(experiment, units) -> None:
-    rows = dry_run_plan(experiment, units)
+def print_plan(experiment, units, world_size: int = 1) -> None:
+    rows = dry_run_plan(experiment, units, world_size)
     print(f"experiment '{experiment.name}': {len(rows)} runs -> {experiment.out_dir}")
     evaluation = (f"eval {', '.join(experiment.eval.tasks)} (shots {experiment.eval.num_fewshot}, limit "
                   f"{experiment.eval.limit})" if experiment.eval.tasks else "no lm-eval tasks")
@@ -147,15 +147,37 @@ def print_plan(experiment, units) -> None:
         bench = experiment.mt_bench
         print(f"mt_bench: {bench.limit or 80} questions x 2 turns, max {bench.max_new_tokens} new tokens a turn, "
               f"judge {bench.judge} (max {bench.judge_max_tokens} tokens)")
+    print_data_plans(rows)
     for row in rows:
-        if "estimated_total_bytes" in row:
-            memory = f"est. {row['estimated_total_bytes'] / 2**30:6.2f} GiB ({row['estimate_dtype']}), " \
-                     f"{row['trainable_params']:,} trainable"
-        else:
-            memory = row.get("estimate_error", "evaluation only")
-        done = "done" if row["complete"] else "todo"
-        print(f"  {row['label']:<20} seed {row['seed']:<3} {done}  {memory}")
+        print(f"  {row['label']:<20} seed {row['seed']:<3} {'done' if row['complete'] else 'todo'}  {_plan_cell(row)}")
 
+
+def print_data_plans(rows) -> None:
+    """Each distinct data plan once: as is when every trained run shares it, else under the runs it is for."""
+    plans: dict[tuple[str, ...], list[str]] = {}
+    for row in rows:
+        if "data_plan" in row:
+            plans.setdefault(tuple(row["data_plan"]), []).append(f"{row['label']} seed {row['seed']}")
+    for lines, labels in plans.items():
+        if len(plans) > 1:
+            print(f"data plan of {', '.join(labels)}:")
+        print("\n".join(("  " if len(plans) > 1 else "") + line for line in lines))
+
+
+def _plan_cell(row) -> str:
+    """A run's steps and estimated memory (GiB); with kept optimizer state also the total at the end of the run."""
+    if "data_plan" not in row:
+        return "evaluation only"
+    steps = "steps " + (f"{row['steps']:,}" if row["steps"] is not None else "?").ljust(6)
+    if "estimated_total_bytes" not in row:
+        return f"{steps} {row['estimate_error']}"
+    cell = (f"{steps} est. {row['estimated_total_bytes'] / 2**30:6.2f} GiB ({row['estimate_dtype']}), "
+            f"{row['trainable_params']:,} trainable")
+    if "estimated_total_state_kept_bytes" in row:
+        kept = row["estimated_total_state_kept_bytes"] / 2**30
+        cell += (f"; {kept:.2f} GiB at the end (optimizer state kept)" if row["steps"] is not None
+                 else f"; at most {kept:.2f} GiB at the end (optimizer state kept, every layer: steps unknown)")
+    return cell
 
 
 def check_mtbench(experiment) -> None:

@@ -10,15 +10,7 @@ from owlore_bench.errors import UserError
 from owlore_bench.launch.torchrun import add_nproc_argument, check_nproc, relaunch
 from owlore_bench.registry import build_method, get_method_class
 from owlore_bench.train import distributed
-from owlore_bench.train.data import read_sources
-from owlore_bench.train.packing import (
-    build_training_data,
-    check_block_size,
-    data_facts,
-    global_batch,
-    resolve_steps,
-    tokenizer_and_context,
-)
+from owlore_bench.train.data_plan import plan_lines, tokenize_data
 from owlore_bench.train.run import check_out_dir, train_run
 from owlore_bench.train.step_in_backward import check_supported
 
@@ -120,19 +112,5 @@ def run(args) -> int:
 
 def print_data_plan(cfg: RunConfig, world_size: int = 1) -> int:
     """--dry-run: the data facts of this config (no model weights are loaded; nothing is written)."""
-    records, sources = read_sources(cfg.data.path, cfg.data.limit)
-    tokenizer, context = tokenizer_and_context(cfg.model)
-    if cfg.data.packing:
-        check_block_size(cfg.data.block_size, context)
-    data = build_training_data(records, tokenizer, cfg.data, cfg.train.max_length, cfg.train.seed,
-                               source=str(cfg.data.path))
-    facts = data_facts(len(records), data, cfg.train, cfg.data.packing, world_size)
-    steps = resolve_steps(cfg.train, data, world_size).steps
-    unit = (f"blocks of {cfg.data.block_size} tokens" if cfg.data.packing
-            else f"sequences (max_length {cfg.train.max_length})")
-    print(f"data: {', '.join(s['source'] for s in sources)}")
-    print(f"records {facts['records']:,}, tokens {facts['tokens']:,} in {len(data):,} {unit}")
-    print(f"steps per epoch {facts['steps_per_epoch']:,} (global batch {global_batch(cfg.train, world_size)}), "
-          f"tokens per step {facts['tokens_per_step']:,}{'' if cfg.data.packing else ' (mean)'}, steps to run {steps:,}"
-          + (f" ({cfg.train.epochs:g} epoch(s))" if cfg.train.epochs is not None else ""))
+    print("\n".join(plan_lines(tokenize_data(cfg), cfg.train, world_size)))
     return 0

@@ -13,6 +13,9 @@ layer-sampling method: the layers its sampler draws first with this seed). With 
 hooks as the loop's (step_in_backward.StepInBackward) run under the fake mode: each parameter is updated and its
 gradient freed inside backward, and the ledger reads the live gradients in every hook. Temporaries of the
 backward pass and allocator overhead ("other" on CUDA) are not part of the ledger and not estimated.
+
+A method whose config keeps the optimizer state of layers that leave the active set (`keep_state: true`) holds
+more state at the end of a run than at step 0: `optimizer_state_kept` and `total_state_kept` (memory/kept_state.py).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 import torch
 
 from owlore_bench.errors import UserError, did_you_mean
+from owlore_bench.memory.kept_state import kept_state_bytes
 from owlore_bench.memory.ledger import CATEGORIES, MemoryLedger
 from owlore_bench.paths import PACKAGE_DIR
 from owlore_bench.registry import build_method
@@ -171,11 +175,14 @@ def _prepare(method_name: str, method_config: dict[str, Any], model: torch.nn.Mo
 def estimate_memory(architecture: Any, method_name: str, method_config: dict[str, Any] | None = None,
                     batch_size: int = 16, seq_len: int = 512, dtype: str = "bf16", grad_checkpointing: bool = False,
                     seed: int = 0, update_in_backward: bool = False, optimizer_state_bits: int = 32,
-                    offload_activations: bool = False) -> dict[str, int]:
+                    offload_activations: bool = False, steps: int | None = None) -> dict[str, int]:
     """Estimated ledger of one training step, in bytes: weights, gradients, optimizer, activations, total.
 
     Also `trainable_params` (count); with offload_activations also `activations_offloaded` (host bytes, as if on
     an accelerator: every saved tensor but the parameters leaves the device, checkpointed layer inputs stay).
+    For a method that keeps the state of leaving layers (keep_state) also `optimizer_state_kept` and
+    `total_state_kept`: the optimizer state and the total at the end of a `steps`-step run (bytes; steps=None: the
+    bound, state for every parameter the optimizer holds).
     Raises UserError for an unknown architecture, a bad shape or a method config the method rejects.
     """
     from torch._subclasses.fake_tensor import FakeTensorMode
@@ -185,7 +192,7 @@ def estimate_memory(architecture: Any, method_name: str, method_config: dict[str
     try:
         return _fake_step(config, method_name, method_config or {}, batch_size, seq_len, dtype, grad_checkpointing,
                           seed, update_in_backward, FakeTensorMode(allow_non_fake_inputs=True),
-                          optimizer_state_bits, offload_activations)
+                          optimizer_state_bits, offload_activations, steps)
     except (UserError, MemoryError):
         raise
     except Exception as error:  # a hook that needs real values (data-dependent) cannot run on fake tensors
@@ -196,7 +203,7 @@ def estimate_memory(architecture: Any, method_name: str, method_config: dict[str
 
 def _fake_step(config, method_name: str, method_config: dict[str, Any], batch_size: int, seq_len: int, dtype: str,
                grad_checkpointing: bool, seed: int, update_in_backward: bool, fake_mode, state_bits: int = 32,
-               offload: bool = False) -> dict[str, int]:
+               offload: bool = False, steps: int | None = None) -> dict[str, int]:
     """One loop-shaped training step on fake tensors; the ledger it records (bytes)."""
     with _swappable_fake_parameters(fake_mode), fake_mode:
         model = _build_model(config, DTYPES[dtype])
@@ -227,6 +234,9 @@ def _fake_step(config, method_name: str, method_config: dict[str, Any], batch_si
     if offload:
         estimate["activations_offloaded"] = row["mem_activations_offloaded_bytes"]
     estimate["trainable_params"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if getattr(method.config, "keep_state", False):
+        kept = kept_state_bytes(model, method, optimizer, fake_mode, steps)
+        estimate.update(optimizer_state_kept=kept, total_state_kept=estimate["total"] - estimate["optimizer"] + kept)
     return estimate
 
 
