@@ -82,7 +82,7 @@ def broken_average(mode: str) -> Callable:
 
 
 def train_once(name: str, config: dict[str, Any], out_dir: Path, *, checkpoint_every: int = 0,
-               stop_at: int | None = None, break_mode: str | None = None) -> dict[str, Any]:
+               stop_at: int | None = None, break_mode: str | None = None, steps: int = STEPS) -> dict[str, Any]:
     """One run the way training.train_run does it (seed, prepare, loop), recording every step's layer state.
 
     stop_at: raise KeyboardInterrupt at the start of that step (a stop between checkpoints, like a kill).
@@ -95,7 +95,7 @@ def train_once(name: str, config: dict[str, Any], out_dir: Path, *, checkpoint_e
     records: list[dict[str, Any]] = []
     grads: list[dict[str, torch.Tensor]] = []
     _record_steps(method, records, stop_at)
-    cfg = TrainConfig(steps=STEPS, batch_size=GLOBAL_BATCH // distributed.world_size(), max_length=16, lr=LR,
+    cfg = TrainConfig(steps=steps, batch_size=GLOBAL_BATCH // distributed.world_size(), max_length=16, lr=LR,
                       progress=False, checkpoint_every=checkpoint_every, device="cpu", dtype="fp32")
     correct = distributed.average_gradients
     distributed.average_gradients = _recording(broken_average(break_mode) if break_mode else correct, model, grads)
@@ -192,7 +192,46 @@ def main(out_dir: str) -> None:
     distributed.barrier()
 
 
+ZOO_STEPS = 3  # enough for BAdam to switch blocks (its first block trains K - 1 = 1 step, the next K = 2)
+GPUS_SEEN = 4  # what torch.cuda.device_count() says during the zoo's adam_mini run: a node with 4 GPUs, 2 ranks
+
+
+def zoo_method_configs() -> dict[str, dict[str, Any]]:
+    """tests/test_zoo_distributed.py's methods: Adam-mini (the package's defaults) and BAdam in layer mode,
+    switching every 2 steps in its default random block order (seeded by train.seed: alike on every rank)."""
+    return {"adam_mini": {}, "badam": {"switch_every": 2}}
+
+
+def zoo_main(out_dir: str) -> None:
+    """`ddp_worker.py OUT_DIR --zoo`: each zoo method for ZOO_STEPS steps at global batch 4; rank 0 saves
+    OUT_DIR/results.pt. Adam-mini reads torch.cuda.device_count() as the number of ranks that SHARD its
+    parameters and all-gathers across them; here every rank sees GPUS_SEEN devices, as under `--nproc 2` on a
+    bigger node, so the run shows whether methods/adam_mini.py's world-size pin holds (unpinned, that all-gather
+    of 4 tensors in a group of 2 fails)."""
+    from contextlib import nullcontext
+    from unittest import mock
+
+    torch.set_num_threads(1)
+    distributed.init_from_env("cpu")
+    root = Path(out_dir)
+    if distributed.is_main():
+        root.mkdir(parents=True, exist_ok=True)
+    distributed.barrier()
+    results = {}
+    for name, config in zoo_method_configs().items():
+        gpus = mock.patch("torch.cuda.device_count", return_value=GPUS_SEEN) if name == "adam_mini" else nullcontext()
+        with gpus:
+            results[name] = gathered(train_once(name, config, root / name, steps=ZOO_STEPS))
+    if distributed.is_main():
+        torch.save(results, root / "results.pt")
+    distributed.barrier()
+
+
 if __name__ == "__main__":
+    if sys.argv[2:3] == ["--zoo"]:  # tests/test_zoo_distributed.py: the zoo methods' runs alone
+        zoo_main(sys.argv[1])
+        distributed.shutdown()
+        sys.exit(0)
     main(sys.argv[1])
     if "--" in sys.argv:
         from owlore_bench.cli import main as cli
