@@ -22,11 +22,12 @@ DEFAULT_OUTPUT_ROOT = "runs"  # the user's; committed reference results live und
 # other values of these still holds the same experiment.
 # Changing the MT-Bench judge (or asking for more questions) keeps every result: answers are reused and only
 # what is missing is generated or judged, each judge in its own files.
+# mt_bench.mode / baseline: pair judgments go to <out>/mt_bench_pairwise/, beside the units' single gradings.
 # eval.forgetting: every forgetting.json names its text and sha256, so a folder measured on another text is still
 # read correctly (completed units keep the file they have).
 LOCATION_FIELDS = ("out", "reference", "mt_bench.judge", "mt_bench.judge_max_tokens", "mt_bench.limit",
                    "eval.forgetting", "mt_bench.reference", "mt_bench.judge_repeats", "mt_bench.question_begin",
-                   "mt_bench.question_end")
+                   "mt_bench.question_end", "mt_bench.mode", "mt_bench.baseline")
 
 
 class MethodEntry(StrictModel):

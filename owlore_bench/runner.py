@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from owlore_bench.config import dump_json
 from owlore_bench.errors import UserError, one_line
-from owlore_bench.experiment import LOCATION_FIELDS, ExperimentConfig, Unit
+from owlore_bench.experiment import LOCATION_FIELDS, ExperimentConfig, Unit, plan
 from owlore_bench.results import provenance, read_json, read_jsonl, write_json_atomic
 from owlore_bench.train import distributed
 from owlore_bench.train.loop import is_out_of_memory, write_error_log
@@ -170,8 +170,9 @@ def _measure_forgetting(experiment: ExperimentConfig, unit: Unit, model: Any, to
 
 def judge_mtbench(experiment: ExperimentConfig, units: list[Unit], progress: bool = True) -> int:
     """Judge the MT-Bench answers of every finished unit that the experiment's judge has not scored yet (each
-    judge writes its own judgments and scores files). Returns how many units were judged now. A judge that
-    cannot be reached is one UserError line; the answers stay and a rerun judges only what is missing."""
+    judge writes its own judgments and scores files; the pairwise modes: _judge_pairwise). Returns how many units
+    were judged now. A judge that cannot be reached is one UserError line; the answers stay and a rerun judges
+    only what is missing."""
     from owlore_bench.mtbench.pipeline import (
         ANSWERS_FILE,
         cached_judge,
@@ -182,6 +183,8 @@ def judge_mtbench(experiment: ExperimentConfig, units: list[Unit], progress: boo
     from owlore_bench.mtbench.questions import load_questions, load_reference
 
     bench = experiment.mt_bench
+    if bench.mode != "single":
+        return _judge_pairwise(experiment, progress)
     chosen = chosen_question_ids(bench, load_questions())
     reference = load_reference(bench.reference)
     todo = [unit for unit in units if (unit.folder / "mt_bench" / ANSWERS_FILE).is_file()
@@ -198,6 +201,23 @@ def judge_mtbench(experiment: ExperimentConfig, units: list[Unit], progress: boo
                           repeats=bench.judge_repeats)
         judged += 1
     return judged
+
+
+def _judge_pairwise(experiment: ExperimentConfig, progress: bool = True) -> int:
+    """mt_bench.mode pairwise-*: once every unit of the experiment is complete, the answers of the ok ones play
+    each other into <out>/mt_bench_pairwise/ (a rerun plays only the missing games). Returns the games judged now."""
+    from owlore_bench.mtbench.pipeline import ANSWERS_FILE, judge_experiment_pairs
+
+    units = plan(experiment)
+    waiting = [f"{unit.label} seed {unit.seed}" for unit in units if not unit_is_complete(unit, experiment)]
+    if waiting:
+        if progress:
+            print(f"mt_bench {experiment.mt_bench.mode}: judged once every unit has answered; waiting for "
+                  f"{', '.join(waiting)}")
+        return 0
+    files = [unit.folder / "mt_bench" / ANSWERS_FILE for unit in units
+             if read_json(unit.folder / "summary.json").get("status") == "ok"]
+    return judge_experiment_pairs(experiment.out_dir, files, experiment.mt_bench)
 
 
 def dry_run_plan(experiment: ExperimentConfig, units: list[Unit], world_size: int = 1) -> list[dict[str, Any]]:

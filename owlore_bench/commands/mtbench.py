@@ -10,6 +10,9 @@ from pathlib import Path
 from owlore_bench.commands import output_folder
 from owlore_bench.errors import UserError
 
+# FastChat's gen_judgment.py --mode; a copy of mtbench.pairwise.MODES (importing it here would load torch for --help)
+MODES = ("single", "pairwise-baseline", "pairwise-all")
+
 EXAMPLES = """examples:
   owlore-bench mtbench answer --model smollm2-135m --out runs/mtbench/base --limit 16 --max-new-tokens 256
   owlore-bench mtbench judge --answers runs/mtbench/base/answers.jsonl --judge hf:smollm2-135m --out runs/mtbench/base
@@ -35,11 +38,17 @@ JUDGE_EXAMPLES = """examples:
       --judge-repeats 5 --reference my_refs.jsonl   # median of 5 per turn, the judge's sd in the table
   owlore-bench mtbench judge --answers answers.jsonl --out runs/mtbench/base \\
       --judge 'openai:Qwen/Qwen2.5-7B-Instruct?base_url=http://127.0.0.1:8000/v1&api_key_env=none'   # vllm serve
+  owlore-bench mtbench judge --mode pairwise-baseline --answers runs/mtbench_exp --baseline full_ft \\
+      --judge openai:gpt-4 --out runs/mtbench_exp   # every unit's answers against full FT's, both answer orders
+  owlore-bench mtbench judge --mode pairwise-all --answers a/answers.jsonl b/answers.jsonl c/answers.jsonl \\
+      --judge openai:gpt-4 --out runs/pairs         # every two models
 
 Judge specs: BACKEND:MODEL[?key=value&...]; openai: options base_url, api_key_env ('none' = no key),
 concurrency, timeout (s), retries, backoff (s), api_version + deployment (Azure OpenAI); hf: options dtype,
 device, batch_size, prefill.
-Writes <out>/judgments/<judge>.jsonl (FastChat's judgments format) and <out>/scores-<judge>.json.
+Writes <out>/judgments/<judge>.jsonl (FastChat's judgments format) and <out>/scores-<judge>.json; the pairwise
+modes <out>/mt_bench_pairwise/<judge>_pair.jsonl (FastChat's model_judgment/<judge>_pair.jsonl rows) and print
+win / tie / loss rates with 95 % bootstrap intervals over questions.
 A rerun judges only what is missing; another judge writes its own files.
 """
 EXPORT_EXAMPLES = """examples:
@@ -48,10 +57,12 @@ EXPORT_EXAMPLES = """examples:
       python -m fastchat.llm_judge.show_result --bench-name mt_bench --judge-model smollm2-135m
 
 Writes OUT/data/mt_bench/model_answer/<id>.jsonl ('/' in ids → '-'), model_judgment/<judge>_single.jsonl,
-reference_answer/<judge>.jsonl, and question.jsonl / OUT/data/judge_prompts.jsonl when absent.
+model_judgment/<judge>_pair.jsonl (pair judgments), reference_answer/<judge>.jsonl, and question.jsonl /
+OUT/data/judge_prompts.jsonl when absent.
 """
 SHOW_EXAMPLES = """examples:
   owlore-bench mtbench show runs/mtbench/base                             # every judge in <dir>/judgments/
+  owlore-bench mtbench show runs/mtbench_exp                              # + <dir>/mt_bench_pairwise/*_pair.jsonl
   owlore-bench mtbench show runs/mtbench/base/judgments/hf-smollm2-135m.jsonl
   owlore-bench mtbench show data/mt_bench/model_judgment/gpt-4_single.jsonl   # FastChat's own files too
 """
@@ -109,10 +120,19 @@ def _add_answer(actions, raw) -> None:
 
 
 def _add_judge(actions, raw) -> None:
-    judge = actions.add_parser("judge", help="grade an answers file with a judge (FastChat single grading)",
-                               description="Judge a FastChat model-answer file; print and write the scores.",
+    judge = actions.add_parser("judge", help="grade answers with a judge (FastChat single grading or pairwise)",
+                               description="Judge FastChat model-answer files; print and write the scores "
+                                           "(single) or the win / tie / loss rates (pairwise).",
                                epilog=JUDGE_EXAMPLES, formatter_class=raw)
-    judge.add_argument("--answers", required=True, help="a FastChat model-answer JSONL (ours or FastChat's)")
+    judge.add_argument("--answers", required=True, nargs="+",
+                       help="a FastChat model-answer JSONL (ours or FastChat's); pairwise modes: several, or folders "
+                            "holding answers.jsonl files (an experiment, `mtbench answer --out` folders)")
+    judge.add_argument("--mode", choices=MODES, default="single",
+                       help="single (default: grade every turn 1-10), pairwise-baseline (every model against "
+                            "--baseline), pairwise-all (every two models); FastChat's gen_judgment.py modes")
+    judge.add_argument("--baseline", default="full_ft",
+                       help="pairwise-baseline: the baseline's row label (an experiment's method label) or model id "
+                            "(default full_ft)")
     judge.add_argument("--judge", required=True, help="judge spec, e.g. hf:smollm2-135m or openai:gpt-4")
     judge.add_argument("--out", required=True, help="output folder (judgments/, scores-<judge>.json)")
     judge.add_argument("--judge-max-tokens", "--judge_max_tokens", dest="judge_max_tokens", type=int, default=2048,
@@ -120,7 +140,8 @@ def _add_judge(actions, raw) -> None:
     judge.add_argument("--reference", default="gpt-4", help="reference answers: a FILE or a NAME in the data's "
                                                             "mt_bench/ (default gpt-4)")
     judge.add_argument("--judge-repeats", "--judge_repeats", dest="judge_repeats", type=int, default=1,
-                       help="judge each turn N times; median per turn, the judge's sd in the table (default 1)")
+                       help="single mode: judge each turn N times; median per turn, the judge's sd in the table "
+                            "(default 1)")
     judge.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true",
                        help="print requests, prompt tokens and cost; send nothing")
     judge.add_argument("--price-in", "--price_in", dest="price_in", type=float, help="price per 1M prompt tokens")
@@ -200,6 +221,14 @@ def run_judge(args) -> int:
     _at_least_one(judge_max_tokens=args.judge_max_tokens)
     if args.judge_repeats < 1:
         raise UserError(f"--judge-repeats: must be >= 1 (got {args.judge_repeats}); 1 judges each turn once")
+    if args.mode != "single":
+        from owlore_bench.commands.mtbench_pairwise import run_judge_pairwise
+
+        return run_judge_pairwise(args)
+    if len(args.answers) != 1:
+        raise UserError(f"--answers: --mode single judges one model's file at a time (got {len(args.answers)}); "
+                        f"compare models with --mode pairwise-baseline or pairwise-all")
+    args.answers = args.answers[0]
     output_folder(args.out)
     parse_spec(args.judge)  # a bad spec, answers file or reference: one line before any model is loaded
     questions = load_questions()
@@ -227,9 +256,14 @@ def run_export(args) -> int:
 
     written = export_fastchat(args.source, args.fastchat)
     print(f"FastChat tree -> {Path(args.fastchat) / 'data' / 'mt_bench'}: {len(written['models'])} model answer "
-          f"file(s), {len(written['judgments'])} judgment file(s), {len(written['references'])} reference file(s)")
+          f"file(s), {len(written['judgments'])} judgment file(s), {len(written['pair_judgments'])} pair judgment "
+          f"file(s), {len(written['references'])} reference file(s)")
     print(f"e.g. cd {args.fastchat} && python -m fastchat.llm_judge.show_result --bench-name mt_bench "
           f"--input-file {Path(written['judgments'][0]).relative_to(args.fastchat) if written['judgments'] else '...'}")
+    if written["pair_judgments"]:
+        print(f"     python -m fastchat.llm_judge.show_result --mode pairwise-all --input-file "
+              f"{Path(written['pair_judgments'][0]).relative_to(args.fastchat)}   (or --mode pairwise-baseline "
+              f"--baseline-model NAME)")
     return 0
 
 
@@ -242,20 +276,29 @@ def run_show(args) -> int:
 
     path = Path(args.path)
     if path.is_dir():
-        files = sorted((path / "judgments").glob("*.jsonl")) or sorted(path.glob("*.jsonl"))
+        files = sorted((path / "judgments").glob("*.jsonl")) + sorted(path.glob("mt_bench_pairwise/*_pair.jsonl")) \
+            or sorted(path.glob("*.jsonl"))
     else:
         files = [path] if path.is_file() else []
     if not files:
-        raise UserError(f"{path}: no judgments found (give an output folder with judgments/*.jsonl, or a file)")
+        raise UserError(f"{path}: no judgments found (give an output folder with judgments/*.jsonl or "
+                        f"mt_bench_pairwise/*_pair.jsonl, or a file)")
     try:
         categories = {q["question_id"]: q["category"] for q in load_questions()}
     except UserError:
         categories = {}  # without question.jsonl the categories show as 'unknown'
     for file in files:
         groups: dict[str, list[dict]] = {}
-        for row in read_jsonl(file):
+        rows = read_jsonl(file)
+        if rows and "g1_winner" in rows[0]:  # FastChat pair judgments (mode pairwise-*)
+            from owlore_bench.reporting.mt_bench_pairwise import judge_title, pairwise_table, render_pairwise
+
+            print(render_pairwise(pairwise_table(rows), judge_title(rows, file)))
+            continue
+        for row in rows:
             if "score" not in row or "turn" not in row:
-                raise UserError(f"{file}: not single-grading judgments (no score/turn); pairwise files are not shown")
+                raise UserError(f"{file}: neither single-grading judgments (score, turn) nor pair judgments "
+                                f"(g1_winner); give a judgments file of `mtbench judge`")
             judge = row.get("judge_identity") or {"model": row["judge"][0]}
             groups.setdefault(json.dumps(judge, sort_keys=True), []).append(row)
         for key, rows in groups.items():

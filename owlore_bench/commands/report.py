@@ -52,6 +52,9 @@ def make_report(dirs: list[str | Path], out_dir: str | Path, metric: str | None 
     """Load the runs, build the table, write the table files (and plots); returns (numbers table, paths)."""
     results = load_results(dirs)
     table = table_from_results(results, metric or default_metric(results), delta, tasks, versus)
+    from owlore_bench.reporting.mt_bench_pairwise import pairwise_tables
+
+    table.attrs["mt_bench_pairwise"] = pairwise_tables(dirs)  # <experiment>/mt_bench_pairwise/*_pair.jsonl
     paths = write_tables(table, out_dir) + write_delta_tables(table, out_dir)
     from owlore_bench.reporting.mt_bench import write_mtbench_files
 

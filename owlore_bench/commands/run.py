@@ -182,12 +182,23 @@ def _plan_cell(row) -> str:
 
 def check_mtbench(experiment) -> None:
     """Before anything trains: the MT-Bench data is there, and an openai: judge has its API key (an hf: judge is
-    loaded only when the answers are ready, so it does not sit in memory during training)."""
+    loaded only when the answers are ready, so it does not sit in memory during training); the pairwise modes
+    have their judge prompts, and pairwise-baseline a baseline that is one of the experiment's rows."""
+    from owlore_bench.errors import UserError, did_you_mean
     from owlore_bench.mtbench.judges import parse_spec
+    from owlore_bench.mtbench.pairwise import check_pair_prompts
     from owlore_bench.mtbench.pipeline import cached_judge
     from owlore_bench.mtbench.questions import load_judge_prompts, load_questions
 
+    bench = experiment.mt_bench
     load_questions()
-    load_judge_prompts()
-    if parse_spec(experiment.mt_bench.judge)[0] == "openai":
-        cached_judge(experiment.mt_bench.judge, experiment.mt_bench.judge_max_tokens)
+    prompts = load_judge_prompts()
+    if bench.mode != "single":
+        check_pair_prompts(prompts)
+    labels = list(dict.fromkeys(unit.label for unit in plan(experiment)))  # every row, not only --only's
+    if bench.mode == "pairwise-baseline" and bench.baseline not in labels:
+        raise UserError(f"mt_bench.baseline: {bench.baseline!r} is not a row of this experiment "
+                        f"({', '.join(labels)}){did_you_mean(bench.baseline, labels)}; set it to the row the others "
+                        f"play")
+    if parse_spec(bench.judge)[0] == "openai":
+        cached_judge(bench.judge, bench.judge_max_tokens)

@@ -5,6 +5,7 @@ Layout of `<folder>` (the runner's `<unit>/mt_bench`, or the CLI's --out):
     answers.meta.json            how they were generated (prompt format, max_new_tokens, seed, tokens, seconds)
     judgments/<judge-slug>.jsonl FastChat judgments JSONL of one judge (and one set of reference answers)
     scores-<judge-slug>.json     that judge's scores (schema: score_file below)
+(mode single; the pairwise modes judge the units of an experiment against each other: pairwise.py.)
 A rerun regenerates nothing already answered and judges only what is missing; another judge gets its own files.
 """
 
@@ -13,15 +14,16 @@ from __future__ import annotations
 import functools
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from owlore_bench.config import StrictModel, parse
 from owlore_bench.errors import UserError
 from owlore_bench.mtbench.generate import generate_answers, meta_path
 from owlore_bench.mtbench.judges import DEFAULT_MAX_TOKENS, Judge, judge_slug, make_judge, parse_spec
 from owlore_bench.mtbench.judging import judge_answers, judge_file_slug, judge_identity, judgments_path
+from owlore_bench.mtbench.pairwise import MODES, judge_pairs
 from owlore_bench.mtbench.questions import (
     DEFAULT_REFERENCE,
     Reference,
@@ -62,7 +64,12 @@ class MTBenchConfig(StrictModel):
                            "NAME in the data's mt_bench/ (reference_answer_<NAME>.jsonl); its sha256 joins the judge "
                            "identity")
     judge_repeats: int = Field(1, gt=0, description="judge each turn N times; scores use the median per turn and "
-                                                    "report the judge's sd over repeats")
+                                                    "report the judge's sd over repeats (single mode only)")
+    mode: Literal[MODES] = Field(
+        "single", description="FastChat's judging mode: single (grade every turn 1-10, per unit), pairwise-baseline "
+        "(every row against `baseline`) or pairwise-all (every two rows), judged once every unit has answered, into "
+        "<out>/mt_bench_pairwise/<judge>_pair.jsonl")
+    baseline: str = Field("full_ft", description="pairwise-baseline: the method label every other row plays")
 
     @field_validator("answer_template")
     @classmethod
@@ -80,6 +87,13 @@ class MTBenchConfig(StrictModel):
         except UserError as error:
             raise ValueError(str(error)) from None
         return value
+
+    @model_validator(mode="after")
+    def _pairwise_judges_once(self) -> MTBenchConfig:
+        if self.mode != "single" and self.judge_repeats != 1:
+            raise ValueError(f"judge_repeats {self.judge_repeats} applies to single grading; {self.mode} plays each "
+                             f"game once in each answer order, as FastChat (set judge_repeats: 1 or mode: single)")
+        return self
 
 
 @functools.lru_cache(maxsize=4)
@@ -182,3 +196,13 @@ def run_mtbench(model: Any, tokenizer: Any, unit_folder: str | Path, settings: M
     judge = cached_judge(settings.judge, settings.judge_max_tokens)
     return judge_answer_file(folder / ANSWERS_FILE, judge, folder, question_ids=chosen_question_ids(
         settings, load_questions()), reference=reference, repeats=settings.judge_repeats)
+
+
+def judge_experiment_pairs(out_dir: str | Path, answer_files: list[Path], settings: MTBenchConfig) -> int:
+    """An experiment's pairwise mode (settings.mode): its units' answers to the chosen questions played against
+    each other (pairwise.py) into <out_dir>/mt_bench_pairwise/<judge>_pair.jsonl; returns the games judged now."""
+    reference = load_reference(settings.reference)
+    chosen = chosen_question_ids(settings, load_questions())
+    judge = cached_judge(settings.judge, settings.judge_max_tokens)
+    return judge_pairs(answer_files, judge, out_dir, mode=settings.mode, baseline=settings.baseline,
+                       reference=reference, question_ids=chosen)["judged"]

@@ -27,7 +27,15 @@ from owlore_bench.mtbench.radar import category_radar_figure
 from owlore_bench.reporting import plots
 from owlore_bench.reporting.delta_tables import delta_caption, delta_display
 from owlore_bench.reporting.loading import Results, mt_bench_judges
-from owlore_bench.reporting.mt_bench import SUMMARY_COLUMNS, category_table
+from owlore_bench.reporting.mt_bench import (
+    SUMMARY_COLUMNS,
+    category_intervals,
+    category_table,
+    display_table,
+    question_categories,
+)
+from owlore_bench.reporting.mt_bench_pairwise import CAPTION as PAIRWISE_CAPTION
+from owlore_bench.reporting.mt_bench_pairwise import pairwise_display
 from owlore_bench.reporting.provenance import commits, run_provenance, stored_configs
 from owlore_bench.reporting.render import MARKDOWN, caption, display_frame
 from owlore_bench.results import write_text_atomic
@@ -114,17 +122,23 @@ def _radar_scores(categories: pd.DataFrame) -> dict[str, dict[str, float]]:
     return {name: {c: row[c] for c in axes if pd.notna(row[c])} for name, row in categories.iterrows()}
 
 
-def mtbench_section(results: Results) -> str:
-    """Per judge: the per-category table (mean judge score 1-10 over seeds) and FastChat's radar; '' without."""
-    parts = []
+def mtbench_section(results: Results, table: pd.DataFrame) -> str:
+    """Per judge: the per-category table (mean judge score 1-10 over seeds, with its intervals) and FastChat's
+    radar; then the pairwise tables the report found (table.attrs['mt_bench_pairwise']); '' without either."""
+    parts, question_category = [], question_categories()
     for slug, identity in mt_bench_judges(results).items():
         categories = category_table(results, slug)
+        intervals = category_intervals(results, slug, categories, question_category)
         title = f"MT-Bench, judge {describe(identity) if identity else slug}"
         parts += [f"<h3>{html.escape(title)}</h3>",
                   '<p class="caption">Mean judge score (1-10) per category and turn over the seeds; Overall = mean '
-                  "of all valid judgments; Unparsed = judge replies without a rating (left out of the means).</p>",
-                  frame_html(categories.rename_axis("row").reset_index()),
+                  "of all valid judgments; Unparsed = judge replies without a rating (left out of the means); "
+                  "&plusmn; = half the 95 % interval (bootstrap over the cell's questions, as mt_bench.md).</p>",
+                  frame_html(display_table(categories, intervals, HTML), escaped=True),
                   _figure(category_radar_figure(_radar_scores(categories), title), f"{title}: category radar")]
+    for title, pairs, _ in table.attrs.get("mt_bench_pairwise", []):
+        parts += [f"<h3>{html.escape(title)}</h3>", f'<p class="caption">{html.escape(PAIRWISE_CAPTION)}</p>',
+                  frame_html(pairwise_display(pairs))]
     return _section("mt-bench", "MT-Bench", parts) if parts else ""
 
 
@@ -162,7 +176,7 @@ def provenance_section(results: Results) -> str:
 def render_html(results: Results, table: pd.DataFrame) -> str:
     """The whole page as one string (no external reference: see the module docstring)."""
     names = ", ".join(results.experiments) or "results"
-    sections = [tables_section(table), mtbench_section(results), figures_section(results, table),
+    sections = [tables_section(table), mtbench_section(results, table), figures_section(results, table),
                 provenance_section(results)]
     nav = " ".join(f'<a href="#{anchor}">{title}</a>' for anchor, title in
                    (("tables", "Tables"), ("mt-bench", "MT-Bench"), ("figures", "Figures"),

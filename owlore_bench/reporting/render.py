@@ -131,7 +131,9 @@ def caption(table: pd.DataFrame) -> str:
     for task, info in table.attrs.get("tasks", {}).items():
         shots = "shots unknown" if info["num_fewshot"] is None else f"{info['num_fewshot']}-shot"
         by_setting[f"{info['metric']}, {shots}"].append(task)
-    no_scores = "No MT-Bench or lm-eval results." if not table.attrs.get("mt_bench_judges") else ""
+    no_scores = "" if table.attrs.get("mt_bench_judges") else (
+        "No lm-eval or MT-Bench single-grading results; the MT-Bench pairwise results are in mt_bench_pairwise.md."
+        if table.attrs.get("mt_bench_pairwise") else "No MT-Bench or lm-eval results.")
     parts = ["Accuracy (%): " + "; ".join(f"{setting} ({', '.join(tasks)})" for setting, tasks in
                                          by_setting.items()) + "." if by_setting else no_scores]
     protocol = protocol_caption(table.attrs.get("protocols", []))
@@ -212,10 +214,13 @@ def csv_frame(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_tables(table: pd.DataFrame, out_dir: str | Path) -> list[Path]:
-    """table.md, table.csv and table.tex in out_dir; returns their paths."""
+    """table.md, table.csv and table.tex in out_dir, plus mt_bench_pairwise.md/.csv when the table carries MT-Bench
+    pair judgments (attrs['mt_bench_pairwise'], reporting.mt_bench_pairwise.pairwise_tables); returns their paths."""
+    from owlore_bench.reporting.mt_bench_pairwise import write_pairwise_files
+
     out_dir = Path(out_dir)
     paths = [out_dir / "table.md", out_dir / "table.csv", out_dir / "table.tex"]
     write_text_atomic(paths[0], render_markdown(table))
     write_text_atomic(paths[1], csv_frame(table).to_csv(index=False))
     write_text_atomic(paths[2], render_latex(table))
-    return paths
+    return paths + write_pairwise_files(table.attrs.get("mt_bench_pairwise", []), out_dir)
