@@ -186,7 +186,9 @@ def _forward_backward(model: torch.nn.Module, data: TrainingData, cfg: TrainConf
         batch, loss_scale = distributed.shard_batch(data.batch(step * cfg.grad_accum + micro, global_rows))
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         with run.phases.phase("forward"), run.ledger.forward():  # offload_activations: saved tensors to host
-            loss = model(**batch).loss / cfg.grad_accum
+            loss = model(**batch).loss
+            if cfg.grad_accum > 1:  # no division by 1: the official step's forward has none (compare_forward_ops.py)
+                loss = loss / cfg.grad_accum
         if loss_scale != 1.0:
             loss = loss * loss_scale  # this rank's share of the global token mean (distributed.py)
         with run.phases.phase("backward"):
