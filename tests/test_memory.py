@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import pytest
 import torch
 
@@ -48,6 +50,22 @@ def test_an_activation_saved_twice_is_counted_once():
     with ActivationCounter(torch.nn.Linear(1, 1)) as counter:
         (x * x).sum().backward()
     assert counter.bytes == x.nbytes == 4 * 16 * 4
+
+
+@pytest.mark.parametrize("offload", [None, "assumed", "host"])
+def test_a_forward_without_backward_frees_its_saved_outputs(offload):
+    """exp saves its own output: a pack hook that kept the tensor itself would tie it to its grad_fn, a cycle no
+    gc frees, so a forward under the counter that never runs backward (an aborted step) would leak it."""
+    x = torch.randn(3, 4, requires_grad=True)
+    with ActivationCounter(torch.nn.Linear(1, 1), offload=offload) as counter:
+        output = torch.exp(x)
+    alive = weakref.ref(output)
+    del output
+    assert alive() is None and counter.bytes + counter.offloaded_bytes > 0
+    with ActivationCounter(torch.nn.Linear(1, 1), offload=offload):
+        output = torch.exp(x)
+    output.sum().backward()  # the detached saved output still gives exp's gradient
+    assert torch.equal(x.grad, torch.exp(x).detach())
 
 
 def test_two_parameters_cut_from_one_buffer_are_one_storage():

@@ -101,8 +101,10 @@ def _is_checkpointing(module: torch.nn.Module) -> bool:
 class ActivationCounter:
     """Counts bytes of tensors saved for backward inside `with counter:` via saved_tensors_hooks.
 
-    Parameters and views of parameters are excluded (they are weights); storages are counted once. The tensor
-    itself is returned unchanged by the pack hook, so autograd behaves exactly as without the counter.
+    Parameters and views of parameters are excluded (they are weights); storages are counted once. The pack hook
+    returns the tensor detached (the same storage and version counter, no grad_fn), so autograd computes exactly
+    what it computes without the counter: returning the tensor itself would tie an op's saved output to its own
+    grad_fn, a cycle through C++ that no garbage collection frees (a forward without backward would leak it).
     Under gradient checkpointing the recomputed layers save nothing through the hooks, but checkpointing keeps
     each such layer's inputs (its hidden states) alive until backward: those are counted too, through a
     forward pre-hook on every layer whose `gradient_checkpointing` flag is on.
@@ -136,11 +138,11 @@ class ActivationCounter:
     def _pack(self, tensor: torch.Tensor) -> Any:
         if self.offload is None or tensor.device.type == "meta" or storage_key(tensor) in self._parameter_storages:
             self._count(tensor)
-            return tensor if self.offload != "host" else (False, tensor)
+            return tensor.detach() if self.offload != "host" else (False, tensor.detach())
         if self.offload == "assumed":
             self.offloaded_bytes += tensor.numel() * tensor.element_size()
-            return tensor
-        device, packed = self._to_host(tensor)
+            return tensor.detach()
+        device, packed = self._to_host(tensor.detach())  # on the CPU save_on_cpu keeps the tensor it is given
         if packed.untyped_storage()._cdata == tensor.untyped_storage()._cdata:
             self._count(tensor)  # already on the CPU: nothing moved
         else:
