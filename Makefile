@@ -10,7 +10,7 @@ CONSTRAINTS ?= constraints/cpu.txt
 PIP_CONSTRAINT_ARG := $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
 BIN := $(VENV)/bin
 
-.PHONY: install quickstart test test-fast test-browser test-server lint benchmark docs docs-serve clean
+.PHONY: install quickstart test test-all test-browser test-server lint benchmark docs docs-serve clean
 
 install: $(VENV)/.installed
 
@@ -23,19 +23,19 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 quickstart: install
 	$(BIN)/owlore-bench run configs/quickstart.yaml
 
-# Everything, including the `slow` tests on the real SmolLM2 model and BIG-bench data (downloads ~450 MB once).
-# Tests run one torch thread each, so two pytest-xdist workers use both cores of a small machine; a test file
-# stays on one worker (--dist loadfile: its module fixtures, e.g. the wheel build, run once).
-# test-fast skips the slow tests. Neither runs the `server` tests (`make test-server`): once llama-cpp-python is
-# installed they would start a server using both cores beside the test workers.
+# `test` (what CI runs): every test but the `slow` ones (the real SmolLM2 model and BIG-bench data, the wheel
+# install, several training processes) and the `server` one. `test-all` adds the slow tests (downloads ~450 MB
+# once). Tests run one torch thread each, so two pytest-xdist workers use both cores of a small machine; a test
+# file stays on one worker (--dist loadfile: its module fixtures run once). Neither runs the `server` test
+# (`make test-server`): once llama-cpp-python is installed it would start a server beside the test workers.
 TEST_WORKERS ?= 2
 PYTEST_PARALLEL := $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile,)
 
 test: install
-	$(BIN)/python -m pytest -m "not server" -q $(PYTEST_PARALLEL)
-
-test-fast: install
 	$(BIN)/python -m pytest -m "not slow and not server" -q $(PYTEST_PARALLEL)
+
+test-all: install
+	$(BIN)/python -m pytest -m "not server" -q $(PYTEST_PARALLEL)
 
 # The `browser` tests render report.html in headless Chromium (Debian's chromium package, installed here with
 # apt-get, through sudo when not root); without a browser they skip with the reason.
