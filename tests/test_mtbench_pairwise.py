@@ -287,18 +287,24 @@ def test_the_cli_dry_run_counts_and_a_rerun_sends_nothing(data, tmp_path, capsys
         server.close()
 
 
-def test_the_runner_judges_pairs_after_the_sweep_and_the_report_has_their_table(data, tmp_path, monkeypatch,
-                                                                                capsys):
-    judge = ScriptedJudge("scripted-judge")
-    monkeypatch.setattr(pipeline, "cached_judge", lambda spec, max_tokens=2048: judge)
+def write_pairwise_experiment(tmp_path, monkeypatch, **mt_bench) -> None:
+    """tmp_path/experiment.yaml (the working folder): full FT and LISA on tiny-llama for 2 steps, base too, judged
+    pairwise against full FT on 3 MT-Bench questions; `mt_bench` adds or overrides its mt_bench fields."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "tiny.json").write_text(json.dumps(TINY_RECORDS))
     config = {"name": "tiny_pairs", "model": "tiny-llama", "data": {"path": "tiny.json", "template": "plain"},
               "train": {"steps": 2, "batch_size": 4, "max_length": 64, "progress": False},
               "methods": [{"name": "full_ft"}, {"name": "lisa", "config": {"gamma": 1, "interval": 1}}],
               "eval": {"forgetting": None}, "out": "out",
-              "mt_bench": {"judge": "hf:tiny-llama", "limit": 3, "max_new_tokens": 6, "mode": "pairwise-baseline"}}
+              "mt_bench": {"judge": "hf:tiny-llama", "limit": 3, "mode": "pairwise-baseline", **mt_bench}}
     (tmp_path / "experiment.yaml").write_text(yaml.safe_dump(config))
+
+
+def test_the_runner_judges_pairs_after_the_sweep_and_the_report_has_their_table(data, tmp_path, monkeypatch,
+                                                                                capsys):
+    judge = ScriptedJudge("scripted-judge")
+    monkeypatch.setattr(pipeline, "cached_judge", lambda spec, max_tokens=2048: judge)
+    write_pairwise_experiment(tmp_path, monkeypatch, max_new_tokens=6)
     assert main(["run", "experiment.yaml", "--no-plots"]) == 0
     out = tmp_path / "out"
     (pair_file,) = (out / "mt_bench_pairwise").glob("*_pair.jsonl")
@@ -324,14 +330,7 @@ def test_the_runner_judges_pairs_after_the_sweep_and_the_report_has_their_table(
 
 
 def test_an_experiment_baseline_that_is_no_row_is_one_line_before_training(data, tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "tiny.json").write_text(json.dumps(TINY_RECORDS))
-    config = {"name": "tiny_pairs", "model": "tiny-llama", "data": {"path": "tiny.json", "template": "plain"},
-              "train": {"steps": 2, "batch_size": 4, "max_length": 64, "progress": False},
-              "methods": [{"name": "full_ft"}, {"name": "lisa", "config": {"gamma": 1, "interval": 1}}],
-              "eval": {"forgetting": None}, "out": "out",
-              "mt_bench": {"judge": "hf:tiny-llama", "limit": 3, "mode": "pairwise-baseline", "baseline": "ful_ft"}}
-    (tmp_path / "experiment.yaml").write_text(yaml.safe_dump(config))
+    write_pairwise_experiment(tmp_path, monkeypatch, baseline="ful_ft")
     assert main(["run", "experiment.yaml", "--no-plots"]) == 2
     error = capsys.readouterr().err.strip()
     assert "mt_bench.baseline: 'ful_ft' is not a row of this experiment (base, full_ft, lisa) Did you mean " \
