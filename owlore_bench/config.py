@@ -6,6 +6,7 @@ Defaults live here and nowhere else. A run's resolved config (config.json) rebui
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from pydantic_core import PydanticCustomError
 
 from owlore_bench.errors import UserError, validation_error_line
+from owlore_bench.paths import BIGBENCH_ENV
 
 
 class StrictModel(BaseModel):
@@ -91,9 +93,16 @@ class DataConfig(StrictModel):
 
     path: str | list[str] = Field(description="JSON/JSONL file(s) of {instruction, input, output} records or "
                                               "LMFlow JSON ({type: text_only|text2text, instances}); "
-                                              "'data:<rel>' is under $OWLORE_BENCH_DATA; 'bigbench:default' is the "
-                                              "embedded BIG-bench train split; 'hf://<repo>/<file>@<revision>' a "
-                                              "hub dataset file; 'hf-dataset://<repo>[:<split>]' a hub dataset")
+                                              "'commonsense:default' (or 'commonsense:boolq,arc_easy') the "
+                                              "embedded commonsense train sets; 'data:<rel>' a file under "
+                                              "$OWLORE_BENCH_DATA; 'bigbench:default' the train split of your "
+                                              "own BIG-bench tasks (data.bigbench); "
+                                              "'hf://<repo>/<file>@<revision>' a hub dataset file; "
+                                              "'hf-dataset://<repo>[:<split>]' a hub dataset")
+    bigbench: str | None = Field(None, description="your BIG-bench checkout (the folder holding "
+                                                   "bigbench/benchmark_tasks/) or bigbench-1.0.0.tar.gz, for "
+                                                   "'bigbench:' data and the bb_* tasks; sets $OWLORE_BENCH_BIGBENCH "
+                                                   "for the run (default: that variable)")
     template: Literal["alpaca", "plain"] = Field(
         "alpaca", description="alpaca: the LLM-Adapters prompt; plain: instruction (+ newline + input) then output"
     )
@@ -106,6 +115,18 @@ class DataConfig(StrictModel):
                                                "at most the model's context)")
     group_texts_batch_size: int = Field(1000, gt=0, description="records concatenated before cutting into blocks "
                                                                 "(LMFlow's group_texts_batch_size)")
+
+    @field_validator("bigbench")
+    @classmethod
+    def _bigbench_source_exists(cls, value: str | None) -> str | None:
+        """A named BIG-bench source must exist; it then becomes $OWLORE_BENCH_BIGBENCH, which the lm-eval tasks
+        (bb_*) and worker processes read too."""
+        if value is not None:
+            if not Path(value).expanduser().exists():
+                raise PydanticCustomError("bigbench", "{value} does not exist; give a BIG-bench checkout or "
+                                                      "bigbench-1.0.0.tar.gz", {"value": value})
+            os.environ[BIGBENCH_ENV] = str(Path(value).expanduser().resolve())
+        return value
 
     @field_validator("block_size")
     @classmethod

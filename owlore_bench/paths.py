@@ -10,21 +10,17 @@ import os
 from pathlib import Path
 
 DATA_ENV = "OWLORE_BENCH_DATA"
+BIGBENCH_ENV = "OWLORE_BENCH_BIGBENCH"  # your BIG-bench checkout or sdist (owlore_bench/datasets/bigbench.py)
 PACKAGE_DIR = Path(__file__).resolve().parent
-SOURCE_ROOT = PACKAGE_DIR.parent  # the repository root in a source checkout; site-packages in a wheel install
 
 
 def data_root() -> Path:
-    """The folder holding commonsense/, mmlu/, alpaca/ and mt_bench/ (may not exist; loaders say so in one line).
+    """The folder of the user's own local benchmark data: mmlu/, gsm8k/, alpaca/, mt_bench/, commonsense/ tasks
+    beyond the embedded six (it may not exist; loaders say so in one line, naming OWLORE_BENCH_DATA).
 
-    $OWLORE_BENCH_DATA, else `../shared/data` beside the repository (a source checkout), else `./data`.
+    $OWLORE_BENCH_DATA, else `./data` in the working directory. The embedded default tasks never need it.
     """
-    configured = os.environ.get(DATA_ENV)
-    if configured:
-        return Path(configured)
-    if (SOURCE_ROOT / "pyproject.toml").is_file():
-        return SOURCE_ROOT.parent / "shared" / "data"
-    return Path("data")
+    return Path(os.environ.get(DATA_ENV) or "data")
 
 
 def tasks_dir() -> Path:

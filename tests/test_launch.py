@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import SHARED_DATA, TINY_RECORDS, run_cli
+from conftest import TINY_RECORDS, run_cli
 
 from owlore_bench.cli import main
 from owlore_bench.experiment import load_experiment, plan
@@ -49,8 +49,6 @@ def deterministic_columns(table):
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
     """The in-process run of the sweep (the reference every launcher's table must equal)."""
-    if not (SHARED_DATA / "commonsense" / "ARC-Easy" / "test.json").is_file():
-        pytest.skip(f"{SHARED_DATA} is absent: the sweep scores the local ARC-Easy task")
     folder = tmp_path_factory.mktemp("launch")
     data = folder / "tiny.json"
     data.write_text(json.dumps(TINY_RECORDS))
@@ -92,8 +90,6 @@ def test_submitit_local_executor_runs_each_unit_as_its_own_process(sweep):
 
 
 def test_units_held_by_jobs_are_left_alone_and_ended_jobs_are_named(tmp_path, tiny_data, capsys):
-    if not (SHARED_DATA / "commonsense" / "ARC-Easy" / "test.json").is_file():
-        pytest.skip(f"{SHARED_DATA} is absent: the run scores the local ARC-Easy task")
     config = experiment(tmp_path, tiny_data, "held", methods=[{"name": "full_ft"}], seeds=[0],
                         train={"steps": 2, "batch_size": 2, "max_length": 32, "progress": False, "device": "cpu"})
     [unit] = plan(load_experiment(config))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO_ROOT, SHARED_DATA, TINY_RECORDS
+from conftest import REPO_ROOT, TINY_RECORDS
 
 # source folder -> where its files land in the wheel (every file: a forgotten subpackage or data file fails)
 PACKAGED_SOURCE_FOLDERS = {"owlore_bench": "owlore_bench", "methods": "owlore_bench/methods",
@@ -94,9 +94,8 @@ def test_the_installed_package_is_the_wheel_and_methods_is_not_importable(venv, 
 
 
 def test_train_eval_memory_outliers_run_work_from_outside_the_repository(venv, outside):
-    if not (SHARED_DATA / "commonsense" / "ARC-Easy" / "test.json").is_file():
-        pytest.skip(f"{SHARED_DATA} is absent: eval scores the local ARC-Easy task")
-    cli, env = str(venv / "owlore-bench"), {"OWLORE_BENCH_DATA": str(SHARED_DATA)}
+    # the embedded tasks need no data folder: point the data root at nothing
+    cli, env = str(venv / "owlore-bench"), {"OWLORE_BENCH_DATA": str(outside / "no-data-here")}
     listed = _run([cli, "methods"], cwd=outside).stdout
     assert all(name in listed for name in ("full_ft", "lora", "galore", "lisa", "owlore"))
     _run([cli, "train", "--method", "lora", "--model", "tiny-llama", "--data", "tiny.json", "--template", "plain",
@@ -122,12 +121,22 @@ def test_train_eval_memory_outliers_run_work_from_outside_the_repository(venv, o
     assert (outside / "runs" / "wheel_sweep" / "owlore" / "seed-0" / "eval.json").is_file()
 
 
-@pytest.mark.slow  # BIG-bench tasks come from the pinned sdist (downloaded once, ~358 MB)
-def test_bigbench_tasks_evaluate_from_the_wheel(venv, outside):
+def test_embedded_training_data_and_your_own_bigbench_work_from_the_wheel(venv, outside):
+    checkout = outside / "BIG-bench" / "bigbench" / "benchmark_tasks" / "navigate"
+    checkout.mkdir(parents=True)
+    examples = [{"input": f"Step {k} forward. Back home?", "target_scores": {"Yes": k % 2, "No": 1 - k % 2}}
+                for k in range(40)]
+    (checkout / "task.json").write_text(json.dumps({"name": "navigate", "examples": examples}))
+    env = {"OWLORE_BENCH_BIGBENCH": str(outside / "BIG-bench"), "OWLORE_BENCH_DATA": str(outside / "no-data-here")}
     _run([str(venv / "owlore-bench"), "eval", "--model", "tiny-llama", "--tasks", "bb_navigate", "--limit", "4",
-          "--output_path", "bb.json"], cwd=outside, timeout=1200)
+          "--output_path", "bb.json"], cwd=outside, env=env)
     rows = json.loads((outside / "bb.json").read_text())["rows"]
     assert [row["n"] for row in rows if row["task"] == "bb_navigate" and row["metric"] == "acc"] == [4]
+    _run([str(venv / "owlore-bench"), "train", "--method", "full_ft", "--model", "tiny-llama", "--data",
+          "commonsense:openbookqa", "--steps", "1", "--batch-size", "2", "--max-length", "64", "--out", "cs"],
+         cwd=outside, env=env)
+    summary = json.loads((outside / "cs" / "summary.json").read_text())
+    assert summary["status"] == "ok" and summary["data_sources"][0]["source"] == "commonsense:openbookqa"
 
 
 def test_a_third_party_method_registers_through_the_entry_point_group(venv, tmp_path):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import SHARED_DATA, TINY_RECORDS
+from conftest import TINY_RECORDS
 
 from owlore_bench.cli import main
 from owlore_bench.evaluation.harness import evaluate_model, evaluate_model_with_samples
@@ -44,21 +44,21 @@ def test_records_are_compact_with_the_argmax_prediction_and_lm_evals_scores():
 def test_samples_round_trip_in_about_50_bytes_a_document(tmp_path):
     records = [{"i": k, "t": k % 4, "p": (k * 7) % 4, "acc": int(k % 4 == (k * 7) % 4), "acc_norm": k % 2}
                for k in range(1000)]
-    [path] = write_samples(tmp_path, {"bb_navigate": records})
-    assert path == samples_path(tmp_path, "bb_navigate") == tmp_path / "samples" / "bb_navigate.jsonl.gz"
-    assert read_samples(tmp_path, "bb_navigate") == records
+    [path] = write_samples(tmp_path, {"piqa_labels": records})
+    assert path == samples_path(tmp_path, "piqa_labels") == tmp_path / "samples" / "piqa_labels.jsonl.gz"
+    assert read_samples(tmp_path, "piqa_labels") == records
     assert path.stat().st_size < 50 * len(records)
     assert len(gzip.decompress(path.read_bytes()).splitlines()[0]) <= 50  # short keys, no spaces
     before = path.read_bytes()
-    write_samples(tmp_path, {"bb_navigate": records})
+    write_samples(tmp_path, {"piqa_labels": records})
     assert path.read_bytes() == before  # byte-reproducible (gzip mtime 0)
 
 
-def test_evaluate_model_with_samples_gives_evaluate_models_rows_and_one_record_per_document(shared_data):
+def test_evaluate_model_with_samples_gives_evaluate_models_rows_and_one_record_per_document():
     model, tokenizer = tiny_llama(seed=3)
-    rows, samples, protocol = evaluate_model_with_samples(model, tokenizer, [TASK, "bb_navigate"], limit=5)
-    assert rows == evaluate_model(model, tokenizer, [TASK, "bb_navigate"], limit=5)  # unchanged for old callers
-    assert list(samples) == [TASK, "bb_navigate"]
+    rows, samples, protocol = evaluate_model_with_samples(model, tokenizer, [TASK, "piqa_labels"], limit=5)
+    assert rows == evaluate_model(model, tokenizer, [TASK, "piqa_labels"], limit=5)  # unchanged for old callers
+    assert list(samples) == [TASK, "piqa_labels"]
     assert all([record["i"] for record in records] == list(range(5)) for records in samples.values())
     for row in rows:
         assert sum(record[row["metric"]] for record in samples[row["task"]]) / 5 == row["value"]
@@ -66,7 +66,7 @@ def test_evaluate_model_with_samples_gives_evaluate_models_rows_and_one_record_p
 
     assert protocol["lm_eval"] == lm_eval.__version__ and protocol["apply_chat_template"] is False
     assert (protocol["num_fewshot"], protocol["limit"]) == (None, 5)
-    assert {task: facts["num_fewshot"] for task, facts in protocol["tasks"].items()} == {TASK: 0, "bb_navigate": 0}
+    assert {task: facts["num_fewshot"] for task, facts in protocol["tasks"].items()} == {TASK: 0, "piqa_labels": 0}
     assert all(facts["version"] is not None for facts in protocol["tasks"].values())
 
 
@@ -91,8 +91,6 @@ def assert_outcomes_match_eval_json(folder: Path) -> None:
 def two_runs(tmp_path_factory):
     """Two tiny runs (LoRA barely moved, full FT at a high lr: some answers differ), each evaluated into its own
     folder by `eval --run RUN --out RUN`."""
-    if not (SHARED_DATA / "commonsense" / "ARC-Easy" / "test.json").is_file():
-        pytest.skip(f"{SHARED_DATA} is absent: the runs are scored on the local ARC-Easy task")
     tmp = tmp_path_factory.mktemp("compare")
     data = tmp / "tiny.json"
     data.write_text(json.dumps(TINY_RECORDS))
@@ -100,7 +98,7 @@ def two_runs(tmp_path_factory):
     for method, lr in (("lora", "1e-4"), ("full_ft", "3e-2")):
         run = tmp / method / "seed-0"
         assert main([*TRAIN, "--method", method, "--data", str(data), "--lr", lr, "--out", str(run)]) == 0
-        assert main(["eval", "--run", str(run), "--tasks", f"{TASK},bb_navigate", "--limit", "8",
+        assert main(["eval", "--run", str(run), "--tasks", f"{TASK},piqa_labels", "--limit", "8",
                      "--out", str(run)]) == 0
         runs.append(run)
     return runs
@@ -108,7 +106,7 @@ def two_runs(tmp_path_factory):
 
 def test_eval_stores_outcomes_that_agree_with_eval_json(two_runs, capsys):
     for run in two_runs:
-        assert sorted(path.name for path in (run / "samples").iterdir()) == [f"{TASK}.jsonl.gz", "bb_navigate.jsonl.gz"]
+        assert sorted(path.name for path in (run / "samples").iterdir()) == [f"{TASK}.jsonl.gz", "piqa_labels.jsonl.gz"]
         assert_outcomes_match_eval_json(run)
 
 
@@ -118,7 +116,7 @@ def test_compare_prints_the_paired_table(two_runs, capsys):
     out = capsys.readouterr().out
     table = {cells[0]: cells for cells in _cells(out)}
     differences = []
-    for task in (TASK, "bb_navigate"):
+    for task in (TASK, "piqa_labels"):
         task_n, acc_a, acc_b, delta, *_, marker = table[task][1:]
         a, b = ([r["acc"] for r in read_samples(run, task)] for run in two_runs)
         assert (task_n, marker) == ("8", "n.s.")  # 8 questions decide nothing
@@ -162,18 +160,16 @@ def test_compare_says_how_to_re_evaluate_a_run_without_samples(two_runs, tmp_pat
     assert "no per-question outcomes (samples/)" in error
     assert f"owlore-bench eval --run {older} --tasks {TASK} --out {older}" in error
     assert main(["compare", str(older), str(two_runs[0])]) == 2  # no --tasks: the ones in its eval.json
-    assert f"owlore-bench eval --run {older} --tasks {TASK},bb_navigate --out {older}" in _one_line_error(capsys)
+    assert f"owlore-bench eval --run {older} --tasks {TASK},piqa_labels --out {older}" in _one_line_error(capsys)
 
 
 def test_the_runner_stores_outcomes_and_compare_reads_its_unit_folders(tmp_path, capsys):
-    if not (SHARED_DATA / "commonsense" / "ARC-Easy" / "test.json").is_file():
-        pytest.skip(f"{SHARED_DATA} is absent: the sweep scores the local ARC-Easy task")
     data = tmp_path / "tiny.json"
     data.write_text(json.dumps(TINY_RECORDS))
     config = {"name": "tiny_compare", "model": "tiny-llama", "data": {"path": str(data), "template": "plain"},
               "train": {"steps": 2, "batch_size": 2, "max_length": 64, "progress": False},
               "methods": [{"name": "lora", "config": {"r": 4}}], "seeds": [0],
-              "eval": {"tasks": [TASK, "bb_navigate"], "limit": 8, "batch_size": 8}, "out": str(tmp_path / "out")}
+              "eval": {"tasks": [TASK, "piqa_labels"], "limit": 8, "batch_size": 8}, "out": str(tmp_path / "out")}
     (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(config))
     assert main(["run", str(tmp_path / "sweep.yaml"), "--no-plots"]) == 0
     units = sorted(path.parent for path in (tmp_path / "out").glob("*/seed-0/eval.json"))
@@ -182,4 +178,4 @@ def test_the_runner_stores_outcomes_and_compare_reads_its_unit_folders(tmp_path,
         assert_outcomes_match_eval_json(unit)
     capsys.readouterr()
     assert main(["compare", *map(str, units)]) == 0
-    assert "bb_navigate" in capsys.readouterr().out
+    assert "piqa_labels" in capsys.readouterr().out

@@ -1,15 +1,19 @@
-"""The local lm-eval tasks: names, the data root, MMLU's prompt and size-weighted groups, BIG-bench splits."""
+"""The local lm-eval tasks: names, the data root, MMLU's prompt and size-weighted groups, bring-your-own BIG-bench."""
 
 from __future__ import annotations
 
+import io
 import json
 import random
+import tarfile
 from pathlib import Path
 
 import pytest
 import yaml
 
 from owlore_bench.datasets import bigbench
+from owlore_bench.downloads import sha256_of
+from owlore_bench.errors import UserError
 from owlore_bench.evaluation.harness import COMMONSENSE, evaluate_model, task_manager
 from owlore_bench.evaluation.local_tasks import mmlu_docs
 from owlore_bench.paths import DATA_ENV, tasks_dir
@@ -100,11 +104,15 @@ def fake_task(name: str, count: int) -> dict:
 
 @pytest.fixture
 def fake_bigbench(tmp_path, monkeypatch):
-    monkeypatch.setenv("OWLORE_BENCH_CACHE", str(tmp_path))
+    """A BIG-bench checkout written by the test: bigbench/benchmark_tasks/<name>/task.json in BIG-bench's format."""
+    monkeypatch.setenv("OWLORE_BENCH_CACHE", str(tmp_path / "cache"))
+    checkout = tmp_path / "BIG-bench"
     for name in bigbench.CANDIDATES:
-        (tmp_path / "bigbench" / name).mkdir(parents=True)
-        (tmp_path / "bigbench" / name / "task.json").write_text(json.dumps(fake_task(name, 900)))
-    return tmp_path
+        folder = checkout / "bigbench" / "benchmark_tasks" / name
+        folder.mkdir(parents=True)
+        (folder / "task.json").write_text(json.dumps(fake_task(name, 900)))
+    monkeypatch.setenv(bigbench.SOURCE_ENV, str(checkout))
+    return checkout
 
 
 def test_bigbench_split_is_deterministic_and_disjoint(fake_bigbench):
@@ -129,22 +137,58 @@ def test_training_file_matches_what_the_eval_task_scores(fake_bigbench):
     assert not {d["prompt"] for d in built.test_docs()} & {r["instruction"] for r in records}
 
 
-def test_unknown_bigbench_task_is_one_line(fake_bigbench):
-    from owlore_bench.errors import UserError
+def test_an_edited_task_gets_a_new_training_file(fake_bigbench):
+    before = bigbench.training_file(["navigate"])
+    path = fake_bigbench / "bigbench" / "benchmark_tasks" / "navigate" / "task.json"
+    path.write_text(json.dumps(fake_task("navigate", 800)))
+    after = bigbench.training_file(["navigate"])
+    assert after != before and len(json.loads(after.read_text())) == 800 - bigbench.TEST_EXAMPLES
 
+
+def test_unknown_bigbench_task_is_one_line(fake_bigbench):
     with pytest.raises(UserError, match="Did you mean 'navigate'"):
         bigbench.training_file(["navigat"])
 
 
-@pytest.mark.slow
-def test_real_bigbench_default_tasks():
-    total = 0
-    for name in bigbench.DEFAULT_TASKS:
-        parts = bigbench.split(name)
-        assert len(parts["test"]) == bigbench.TEST_EXAMPLES
-        assert not {d["prompt"] for d in parts["test"]} & {d["prompt"] for d in parts["train"]}
-        total += min(len(parts["train"]), bigbench.TRAIN_EXAMPLES_MAX)
-    assert len(json.loads(bigbench.training_file().read_text())) == total
+def test_without_a_source_the_error_names_both_ways(monkeypatch):
+    monkeypatch.delenv(bigbench.SOURCE_ENV, raising=False)
+    with pytest.raises(UserError) as error:
+        bigbench.task_json("navigate")
+    message = str(error.value)
+    assert "\n" not in message and bigbench.SOURCE_ENV in message and "data.bigbench" in message
+    assert "checkout" in message and bigbench.SDIST_FILENAME in message
+
+
+def _sdist(tmp_path: Path, name: str) -> Path:
+    """A .tar.gz laid out as the bigbench-1.0.0 sdist, holding one task.json."""
+    payload = json.dumps(fake_task(name, 700)).encode()
+    path = tmp_path / bigbench.SDIST_FILENAME
+    with tarfile.open(path, "w:gz") as archive:
+        info = tarfile.TarInfo(bigbench._MEMBER.format(name=name))
+        info.size = len(payload)
+        archive.addfile(info, io.BytesIO(payload))
+    return path
+
+
+def test_an_sdist_is_used_only_with_the_pinned_sha256(tmp_path, monkeypatch):
+    monkeypatch.setenv("OWLORE_BENCH_CACHE", str(tmp_path / "cache"))
+    sdist = _sdist(tmp_path, "navigate")
+    monkeypatch.setenv(bigbench.SOURCE_ENV, str(sdist))
+    with pytest.raises(UserError, match="not the pinned"):
+        bigbench.split("navigate")
+    assert not list((tmp_path / "cache").rglob("task.json"))  # nothing extracted from unverified bytes
+    monkeypatch.setattr(bigbench, "SDIST_SHA256", sha256_of(sdist))  # as if it were the real file
+    assert len(bigbench.split("navigate")["train"]) == 700 - bigbench.TEST_EXAMPLES
+
+
+def test_data_bigbench_names_the_source_for_the_whole_run(fake_bigbench, monkeypatch):
+    from owlore_bench.config import DataConfig
+
+    monkeypatch.delenv(bigbench.SOURCE_ENV)
+    DataConfig(path="bigbench:navigate", bigbench=str(fake_bigbench))
+    assert bigbench.task_json("navigate").is_relative_to(fake_bigbench)
+    with pytest.raises(ValueError, match="does not exist"):
+        DataConfig(path="bigbench:navigate", bigbench=str(fake_bigbench / "nowhere"))
 
 
 def test_bigbench_group_lists_the_default_tasks():

@@ -8,8 +8,8 @@ from owlore_bench.commands import eval_output_file
 from owlore_bench.errors import UserError
 
 EXAMPLES = """examples:
-  owlore-bench eval --model smollm2-135m --tasks bigbench_default --limit 100
-  owlore-bench eval --run runs/quickstart/lora/seed-0 --tasks bb_navigate --out runs/lora_eval.json
+  owlore-bench eval --model smollm2-135m --tasks commonsense6_choices --limit 100
+  owlore-bench eval --run runs/quickstart/lora/seed-0 --tasks boolq_labels --out runs/lora_eval.json
   owlore-bench eval --model_args pretrained=smollm2-135m,dtype=float32 --tasks arc_easy_choices \\
       --num_fewshot 5 --batch_size 16 --output_path runs/arc.json      # lm-eval's spellings work too
 """
@@ -17,8 +17,8 @@ MODEL_ARGS = {"pretrained": "model", "dtype": "dtype", "device": "device"}  # lm
 DTYPE_NAMES = {"auto": "auto", "bf16": "bf16", "bfloat16": "bf16", "fp32": "fp32", "float32": "fp32"}
 
 
-def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("eval", help="score a model or a trained run with lm-eval tasks",
+def add_parser(subparsers, help_text: str) -> None:
+    parser = subparsers.add_parser("eval", help=help_text,
                                    description="Score a model (or a trained run folder) with lm-eval tasks through "
                                                "HFLM; prints a table and optionally writes the rows as JSON.",
                                    epilog=EXAMPLES)
@@ -29,9 +29,11 @@ def add_parser(subparsers) -> None:
                              "(overrides --model/--dtype/--device)")
     parser.add_argument("--run", dest="run_dir",
                         help="a trained run folder (config.json + model/): evaluates its weights/adapter")
-    parser.add_argument("--tasks", default="bigbench_default",
-                        help="comma-separated task names: <task>_choices / <task>_labels (commonsense), "
-                             "mmlu_local, bigbench_default, bb_<name>, or any lm-eval task (default bigbench_default)")
+    parser.add_argument("--tasks", default="commonsense6_choices",
+                        help="comma-separated task names: <task>_choices / <task>_labels (commonsense; the six "
+                             "embedded ones together: commonsense6_choices / commonsense6_labels), mmlu_local, "
+                             "bigbench_default and bb_<name> (your BIG-bench), or any lm-eval task (default "
+                             "commonsense6_choices)")
     parser.add_argument("--num-fewshot", "--num_fewshot", dest="num_fewshot", type=int,
                         help="examples in the prompt (default: each task's own)")
     parser.add_argument("--limit", type=int, help="score at most this many documents per task")
@@ -48,7 +50,7 @@ def add_parser(subparsers) -> None:
 def parse_task_list(text: str) -> list[str]:
     tasks = [name.strip() for name in text.split(",") if name.strip()]
     if not tasks:
-        raise UserError("--tasks: empty; name at least one task, e.g. --tasks arc_easy_choices,bigbench_default")
+        raise UserError("--tasks: empty; name at least one task, e.g. --tasks arc_easy_choices,commonsense6_labels")
     return tasks
 
 

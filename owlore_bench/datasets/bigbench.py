@@ -1,9 +1,15 @@
-"""The embedded default tasks: BIG-bench multiple-choice tasks from the PyPI sdist bigbench==1.0.0.
+"""BIG-bench multiple-choice tasks, bring-your-own: read from a BIG-bench checkout or sdist you already have.
 
-The sdist (358 MB, sha256-pinned) is downloaded once into the cache; only the task JSONs named in CANDIDATES are
-extracted (cache_dir()/bigbench/<name>/task.json). Each task is split deterministically into a test split
-(TEST_EXAMPLES documents, the lm-eval task `bb_<name>`) and a train split (the rest), with no prompt in both, so
-the same data serves fine-tuning (training_file) and evaluation without overlap.
+bigbench 1.0.0 (the 358 MB sdist that carried the task JSONs) is no longer served by PyPI, so nothing here downloads.
+Point $OWLORE_BENCH_BIGBENCH (or the config field data.bigbench, which sets it for the run) at either
+- a BIG-bench checkout: the folder holding bigbench/benchmark_tasks/<name>/task.json (or that benchmark_tasks
+  folder itself); each task.json's sha256 is recorded with the data it feeds, or
+- the file bigbench-1.0.0.tar.gz: verified against its pinned sha256, then only the task JSONs named in
+  CANDIDATES are extracted, once, into the cache (cache_dir()/bigbench/<name>/task.json).
+
+Each task is split deterministically into a test split (TEST_EXAMPLES documents, the lm-eval task `bb_<name>`) and a
+train split (the rest), with no prompt in both, so the same data serves fine-tuning (training_file) and
+evaluation without overlap.
 
 Document form (shared with tasks/): `prompt` = BIG-bench's task prefix + input prefix + input + output prefix,
 `choices` = the target_scores keys, `gold` = the index of the one choice scored 1; lm-eval scores
@@ -21,10 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from owlore_bench.downloads import cache_dir, cache_lock, pip_download
+from owlore_bench.downloads import cache_dir, cache_lock, sha256_of
 from owlore_bench.errors import UserError, did_you_mean
+from owlore_bench.paths import BIGBENCH_ENV
 
-SDIST_REQUIREMENT = "bigbench==1.0.0"
+SOURCE_ENV = BIGBENCH_ENV
 SDIST_FILENAME = "bigbench-1.0.0.tar.gz"
 SDIST_SHA256 = "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2"
 _MEMBER = "bigbench-1.0.0/bigbench/benchmark_tasks/{name}/task.json"
@@ -38,7 +45,7 @@ DEFAULT_TASKS = ("navigate", "sports_understanding", "winowhy", "hyperbaton")
 GROUP = "bigbench_default"
 TEST_EXAMPLES = 150  # per task; keeps an eval of several models within minutes on a CPU
 TRAIN_EXAMPLES_MAX = 1000  # per task in training_file, so one big task (hyperbaton: 49,850) cannot dominate a mix
-_TRAINING_FORMAT = 1  # bump when the records change: the cached training files are keyed by it
+_TRAINING_FORMAT = 2  # bump when the records change: the cached training files are keyed by it
 TASK_PREFIX = "bb_"
 
 
@@ -53,35 +60,73 @@ EVAL_TASKS = tuple(eval_task_name(name) for name in DEFAULT_TASKS)
 def _check_names(names: list[str]) -> None:
     for name in names:
         if name not in CANDIDATES:
-            raise UserError(f"BIG-bench task '{name}' is not embedded; choose from {', '.join(CANDIDATES)}."
+            raise UserError(f"BIG-bench task '{name}' has no task YAML here; choose from {', '.join(CANDIDATES)}."
                             f"{did_you_mean(name, list(CANDIDATES))}")
 
 
+def source() -> Path:
+    """The BIG-bench checkout or sdist named by $OWLORE_BENCH_BIGBENCH; one line naming both ways when unset."""
+    configured = os.environ.get(SOURCE_ENV)
+    if not configured:
+        raise UserError(f"BIG-bench tasks are bring-your-own (bigbench 1.0.0 is no longer on PyPI): set "
+                        f"{SOURCE_ENV} (or data.bigbench) to a BIG-bench checkout, the folder holding "
+                        f"bigbench/benchmark_tasks/, or to a {SDIST_FILENAME} you have")
+    path = Path(configured).expanduser()
+    if not path.exists():
+        raise UserError(f"{SOURCE_ENV}: {path} does not exist; give a BIG-bench checkout or {SDIST_FILENAME}")
+    return path
+
+
+def _checkout_tasks(root: Path) -> Path | None:
+    """The benchmark_tasks folder of a checkout (root itself, or root/bigbench/benchmark_tasks), else None."""
+    for folder in (root / "bigbench" / "benchmark_tasks", root):
+        if folder.is_dir() and folder.name == "benchmark_tasks":
+            return folder
+    return None
+
+
 def task_json(name: str) -> Path:
-    """Cached task.json of one embedded BIG-bench task (the sdist is fetched and unpacked on first use)."""
+    """task.json of one BIG-bench task: in the checkout, or extracted once from the verified sdist."""
     _check_names([name])
-    target = cache_dir() / "bigbench" / name / "task.json"
+    root = source()
+    if root.is_dir():
+        tasks = _checkout_tasks(root)
+        if tasks is None:
+            raise UserError(f"{SOURCE_ENV}: {root} is a folder without bigbench/benchmark_tasks/; give the root of "
+                            f"a BIG-bench checkout (or its benchmark_tasks folder) or {SDIST_FILENAME}")
+        path = tasks / name / "task.json"
+        if not path.is_file():
+            raise UserError(f"{SOURCE_ENV}: {path} not found; the checkout lacks task '{name}'")
+        return path
+    target = cache_dir() / "bigbench" / SDIST_SHA256[:16] / name / "task.json"
     if not target.is_file():
-        with cache_lock(cache_dir() / "bigbench" / "extract"):
+        with cache_lock(target.parent.parent / "extract"):
             if not target.is_file():
-                _extract(CANDIDATES)
+                _extract(root, target.parent.parent)
     return target
 
 
-def _extract(names: tuple[str, ...]) -> None:
-    """Unpack only the named task JSONs from the verified sdist, each written atomically."""
-    sdist = pip_download(SDIST_REQUIREMENT, SDIST_FILENAME, SDIST_SHA256, source=True)
-    wanted = {_MEMBER.format(name=name): name for name in names}
-    with tarfile.open(sdist, "r:gz") as archive:
-        for member in archive:  # one streaming pass over the 358 MB archive
-            name = wanted.get(member.name)
-            if name is None or not member.isfile():
-                continue
-            target = cache_dir() / "bigbench" / name / "task.json"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_suffix(".json.partial")
-            partial.write_bytes(archive.extractfile(member).read())
-            os.replace(partial, target)
+def _extract(sdist: Path, folder: Path) -> None:
+    """Unpack only the CANDIDATES' task JSONs from the sdist, after checking its pinned sha256; each written
+    atomically."""
+    actual = sha256_of(sdist)
+    if actual != SDIST_SHA256:
+        raise UserError(f"{SOURCE_ENV}: {sdist} has sha256 {actual}, not the pinned {SDIST_SHA256} of "
+                        f"{SDIST_FILENAME}; give that file or a BIG-bench checkout")
+    wanted = {_MEMBER.format(name=name): name for name in CANDIDATES}
+    try:
+        with tarfile.open(sdist, "r:gz") as archive:
+            for member in archive:  # one streaming pass over the 358 MB archive
+                name = wanted.get(member.name)
+                if name is None or not member.isfile():
+                    continue
+                target = folder / name / "task.json"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                partial = target.with_suffix(".json.partial")
+                partial.write_bytes(archive.extractfile(member).read())
+                os.replace(partial, target)
+    except (tarfile.TarError, OSError) as error:
+        raise UserError(f"{SOURCE_ENV}: {sdist} could not be read as a .tar.gz ({error})") from None
 
 
 def render_prompt(task: dict[str, Any], example: dict[str, Any]) -> str:
@@ -138,9 +183,14 @@ def training_records(tasks: list[str] | None = None) -> list[dict[str, str]]:
 
 
 def training_file(tasks: list[str] | None = None) -> Path:
-    """Cached JSON array of the train-split records of `tasks` (default DEFAULT_TASKS), for data template 'plain'."""
+    """Cached JSON array of the train-split records of `tasks` (default DEFAULT_TASKS), for data template 'plain'.
+
+    Keyed by the task JSONs' sha256, so another checkout (or an edited task) never reuses a stale file."""
     names = list(tasks) if tasks else list(DEFAULT_TASKS)
-    target = cache_dir() / "bigbench" / f"train_v{_TRAINING_FORMAT}_{'+'.join(names)}.json"
+    _check_names(names)
+    digest = hashlib.sha256("".join(sha256_of(task_json(name)) for name in names).encode()).hexdigest()[:16]
+    target = cache_dir() / "bigbench" / f"train_v{_TRAINING_FORMAT}_{digest}_{'+'.join(names)}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
     with cache_lock(target):
         if not target.is_file():
             partial = target.with_suffix(".partial")

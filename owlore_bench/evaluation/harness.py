@@ -2,8 +2,9 @@
 
 The model is wrapped with lm-eval's HFLM (`pretrained=<model object>`), never subclassed; every task is one
 `simple_evaluate` call, so the model is wrapped once and lm-eval batches all requests of all tasks together.
-Local tasks (tasks/ in this repository: commonsense `<task>_choices` / `<task>_labels`, `mmlu_local`, the
-BIG-bench defaults `bb_*` / `bigbench_default`) read files only; standard lm-eval hub tasks pass through by name.
+Local tasks (tasks/ in this repository: commonsense `<task>_choices` / `<task>_labels`, six of them embedded in the
+package (tags `commonsense6_choices` / `commonsense6_labels`), `mmlu_local`, your own BIG-bench `bb_*` /
+`bigbench_default`) read files only; standard lm-eval hub tasks pass through by name.
 Offline by default: the HF offline switches are set unless a hub task is asked for AND the hub answers.
 """
 
@@ -104,11 +105,11 @@ def split_local(tasks: list[str]) -> tuple[list[str], list[str]]:
 def check_tasks(tasks: list[str]) -> None:
     """Raise UserError (one line) unless every task name is known and its data can be loaded. No model needed.
 
-    Local tasks build their datasets (milliseconds; the BIG-bench sdist is fetched once); a hub task is
+    Local tasks build their datasets (milliseconds; your BIG-bench sdist is unpacked once); a hub task is
     refused here when the hub cannot be reached and its data is not in the HF cache.
     """
     if not tasks:
-        raise UserError("tasks: empty; name at least one task, e.g. --tasks arc_easy_choices,bigbench_default")
+        raise UserError("tasks: empty; name at least one task, e.g. --tasks arc_easy_choices,commonsense6_labels")
     _, hub = split_local(tasks)
     _configure_network(hub)
     if hub:
@@ -117,8 +118,9 @@ def check_tasks(tasks: list[str]) -> None:
             if name not in known:
                 local = task_manager(False).all_tasks
                 raise UserError(f"unknown task '{name}'.{did_you_mean(name, local + sorted(known))} Local tasks: "
-                                f"<task>_choices / <task>_labels for {', '.join(COMMONSENSE)}; mmlu_local; "
-                                f"bigbench_default; or any lm-eval task name")
+                                f"<task>_choices / <task>_labels for {', '.join(COMMONSENSE)} (the six "
+                                f"embedded: commonsense6_choices, commonsense6_labels); mmlu_local; "
+                                f"bigbench_default (your BIG-bench); or any lm-eval task name")
     _build_tasks(tasks, bool(hub))
 
 

@@ -1,11 +1,14 @@
-"""Datasets of the project's local lm-eval tasks (tasks/), built from files under the data root.
+"""Datasets of the project's local lm-eval tasks (tasks/): the embedded commonsense files, or files under the data
+root.
 
 lm-eval YAML cannot know a runtime path, so every local task names a loader here through
-`custom_dataset: !function ...` and its file through `dataset_kwargs`; the loader resolves the data root when the
-task is built. Every document has the same three fields, so the YAML only names them:
+`custom_dataset: !function ...` and its folder through `dataset_kwargs`; the loader finds the file when the task is
+built. Every document has the same three fields, so the YAML only names them:
 `prompt` (doc_to_text), `choices` (doc_to_choice), `gold` (doc_to_target, 0-based).
 
-Data root: owlore_bench.paths.data_root() (env OWLORE_BENCH_DATA, else ../shared/data beside a source checkout).
+The six commonsense tasks LLM-Adapters ships (boolq, piqa, social_iqa, arc_easy, arc_challenge, openbookqa) are read
+from the package (owlore_bench/datasets/embedded.py); hellaswag, winogrande and MMLU from the data root,
+owlore_bench.paths.data_root() ($OWLORE_BENCH_DATA).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from owlore_bench.datasets import embedded
 from owlore_bench.datasets.commonsense import MultipleChoice, describe_failures, parse_records
 from owlore_bench.datasets.templates import render_prompt
 from owlore_bench.errors import UserError
@@ -53,7 +57,8 @@ def labels_doc(question: MultipleChoice) -> dict[str, Any]:
 
 
 def commonsense_docs(path: Path, scoring: str, prompt_style: str = "question") -> list[dict[str, Any]]:
-    """Documents of one LLM-Adapters JSON file; unparseable records are reported on stderr with their index.
+    """Documents of one LLM-Adapters JSON file (or embedded .json.gz); unparseable records are reported on stderr
+    with their index.
 
     Parsed once per process and file version (a check before training and the evaluation share the work).
     """
@@ -63,7 +68,8 @@ def commonsense_docs(path: Path, scoring: str, prompt_style: str = "question") -
 
 @functools.lru_cache(maxsize=64)
 def _commonsense_docs(path: Path, _mtime_ns: int, _size: int, scoring: str, prompt_style: str) -> list[dict]:
-    records = json.loads(path.read_text(encoding="utf-8"))
+    raw = embedded.read_verified(path) if path.suffix == ".gz" else path.read_bytes()
+    records = json.loads(raw.decode("utf-8"))
     parsed, failures = parse_records(records)
     if failures:
         print(f"owlore-bench: {describe_failures(str(path), failures)}", file=sys.stderr)
@@ -74,18 +80,24 @@ def _commonsense_docs(path: Path, _mtime_ns: int, _size: int, scoring: str, prom
     return [choices_doc(question, prompt_style) for question in parsed]
 
 
+def commonsense_file(folder: str, split: str) -> Path:
+    """The embedded file of an LLM-Adapters split where the package ships it, else data_root/commonsense/<folder>."""
+    if embedded.is_embedded(folder, split):
+        return embedded.embedded_file(folder, split)
+    return data_root() / "commonsense" / folder / f"{split}.json"
+
+
 def load_commonsense(folder: str, scoring: str, task: str, prompt_style: str = "question",
                      hub_task: str | None = None, **_metadata: Any):
-    """lm-eval custom_dataset: DatasetDict(test, train) of data_root/commonsense/<folder>.
+    """lm-eval custom_dataset: DatasetDict(test, train) of one LLM-Adapters task (commonsense_file).
 
-    `train` is train.json where it exists (the few-shot pool); otherwise the test set itself, from which
+    `train` is the train set where it exists (the few-shot pool); otherwise the test set itself, from which
     lm-eval's sampler never draws the document being scored.
     """
     if scoring not in ("choices", "labels"):
         raise UserError(f"task {task}: dataset_kwargs.scoring must be 'choices' or 'labels' (got {scoring!r})")
-    folder_path = data_root() / "commonsense" / folder
-    test = commonsense_docs(_require(folder_path / "test.json", task, hub_task), scoring, prompt_style)
-    train_file = folder_path / "train.json"
+    test = commonsense_docs(_require(commonsense_file(folder, "test"), task, hub_task), scoring, prompt_style)
+    train_file = commonsense_file(folder, "train")
     train = commonsense_docs(train_file, scoring, prompt_style) if train_file.is_file() else test
     return _dataset_dict({"test": test, "train": train})
 

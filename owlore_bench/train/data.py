@@ -10,6 +10,7 @@ run sees exactly the batches an uninterrupted run would have seen.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,18 +19,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from owlore_bench.datasets import gsm8k, hub, lmflow
+from owlore_bench.datasets import embedded, gsm8k, hub, lmflow
 from owlore_bench.datasets.templates import render_prompt
-from owlore_bench.downloads import sha256_of
 from owlore_bench.errors import UserError, did_you_mean
 
 IGNORE_INDEX = -100
 def resolve_data_path(path: str | Path) -> Path:
-    """A data file path. Two shorthands:
-    `bigbench:default` / `bigbench:task_a,task_b` — the cached train split of the embedded BIG-bench tasks;
-    `data:<relative path>` — a file under the benchmark data root ($OWLORE_BENCH_DATA, else ../shared/data).
+    """A data file path. Three shorthands:
+    `commonsense:<task>[/test]` — an embedded commonsense train (or test) set, inside the package;
+    `bigbench:default` / `bigbench:task_a,task_b` — the train split of BIG-bench tasks read from your own BIG-bench
+    checkout or sdist ($OWLORE_BENCH_BIGBENCH, owlore_bench/datasets/bigbench.py);
+    `data:<relative path>` — a file under your data root ($OWLORE_BENCH_DATA, else ./data).
     """
     text = str(path)
+    if text.startswith(embedded.SCHEME):
+        return embedded.resolve(text)
     if text.startswith("bigbench:"):
         from owlore_bench.datasets import bigbench
 
@@ -59,9 +63,10 @@ def read_sources(paths: str | list[str], limit: int | None = None) -> tuple[list
 
 
 def _expand_hub_folders(paths: list[str]) -> list[str]:
-    """Each `hf://repo/folder/@rev` replaced by its .json files (hub.folder_files); other paths unchanged."""
-    return [file for path in paths
-            for file in (hub.folder_files(str(path)) if hub.is_folder_name(str(path)) else [path])]
+    """Each `hf://repo/folder/@rev` replaced by its .json files (hub.folder_files), each `commonsense:a,b` by one
+    name per embedded file; other paths unchanged."""
+    return [file for path in paths for named in embedded.expand(str(path))
+            for file in (hub.folder_files(named) if hub.is_folder_name(named) else [named])]
 
 
 def read_records(path: str | Path, limit: int | None = None) -> list[dict[str, str]]:
@@ -83,13 +88,14 @@ def read_records_and_facts(path: str | Path, limit: int | None = None) -> tuple[
         raise UserError(f"data: {path} is a folder; give a JSON file inside it (e.g. {path}/train.json)")
     if not path.is_file():
         raise UserError(f"data file not found: {path}")
-    facts.setdefault("sha256", sha256_of(path))
+    raw = embedded.read_verified(path) if text.startswith(embedded.SCHEME) else path.read_bytes()
+    facts.setdefault("sha256", hashlib.sha256(raw).hexdigest())  # of the records' bytes (decompressed, embedded)
+    lines = path.suffix == ".jsonl"
     try:
-        content = path.read_text(encoding="utf-8")
-        records = ([json.loads(line) for line in content.splitlines() if line.strip()]
-                   if path.suffix == ".jsonl" else json.loads(content))
+        content = raw.decode("utf-8")
+        records = [json.loads(line) for line in content.splitlines() if line.strip()] if lines else json.loads(content)
     except (ValueError, UnicodeDecodeError) as error:
-        raise UserError(f"{path}: not valid JSON{'L' if path.suffix == '.jsonl' else ''} ({error})") from None
+        raise UserError(f"{path}: not valid JSON{'L' if lines else ''} ({error})") from None
     if lmflow.is_lmflow(records):
         return lmflow.lmflow_records(records, str(path), limit), facts
     if gsm8k.is_gsm8k(records):  # {question, answer} lines: lm-eval's gsm8k prompt and target
