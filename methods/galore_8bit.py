@@ -36,7 +36,7 @@ def cuda_synchronize_skipped() -> Iterator[None]:
 
 def galore_adamw_8bit(groups, lr: float, weight_decay: float) -> torch.optim.Optimizer:
     """galore-torch's GaLoreAdamW8bit over `groups`, whose step also runs where torch has no CUDA."""
-    import_reference("bitsandbytes", "galore_8bit", "bitsandbytes")
+    import_reference("bitsandbytes", "galore_8bit", "bitsandbytes")  # first import without hub kernel downloads
     from galore_torch import GaLoreAdamW8bit
 
     class GaLoreAdamW8bitAnyDevice(GaLoreAdamW8bit):

@@ -1,5 +1,9 @@
 """The `owlore-bench` command. Each subcommand lives in owlore_bench/commands/<name>.py and exposes
-`add_parser(subparsers)` and `run(args) -> int`. Bad input ends as one line on stderr and exit code 2."""
+`add_parser(subparsers, help_text)` and `run(args) -> int`. Bad input ends as one line on stderr and exit code 2.
+
+Only the command being run is imported (with whatever torch, lm-eval or scipy it needs); `owlore-bench --help`
+and `--version` import none of them, so they answer at once.
+"""
 
 from __future__ import annotations
 
@@ -20,8 +24,20 @@ EXAMPLES = """examples:
 """
 
 DEBUG_ENV = "OWLORE_BENCH_DEBUG"  # set (e.g. =1): a one-line error also prints its traceback and cause
-COMMANDS = ["methods", "train", "run", "fetch", "report", "compare", "power", "eval", "memory", "outliers",
-            "mtbench"]
+# Each command and the line `owlore-bench --help` shows for it (the module's own parser has the rest).
+COMMANDS = {
+    "methods": "list the registered fine-tuning methods and their config fields",
+    "train": "fine-tune a model with one method",
+    "run": "run an experiment config: train, evaluate, tabulate, plot (resumable)",
+    "fetch": "download and cache the embedded model (or check its pins)",
+    "report": "comparison table and plots from result folders (re-runs nothing)",
+    "compare": "paired per-question test of two evaluated runs or labels (Δ, CI, p)",
+    "power": "questions needed to tell two runs apart (paired McNemar power)",
+    "eval": "score a model or a trained run with lm-eval tasks",
+    "memory": "estimate (and --measure) training memory per method and category",
+    "outliers": "layerwise outlier ratios (OWL metric) and heavy-tail alpha",
+    "mtbench": "MT-Bench: answer the 80 questions, judge them, show scores",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,19 +49,28 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser with the full options of `commands` (None: every command); the others are listed by name."""
     parser = _Parser(prog="owlore-bench", description="Compare memory-efficient LLM fine-tuning methods: one "
                      "training loop, one memory profiler, lm-eval scoring.", epilog=EXAMPLES)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for name in COMMANDS:
-        importlib.import_module(f"owlore_bench.commands.{name}").add_parser(subparsers)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, help_text in COMMANDS.items():
+        if commands is None or name in commands:
+            importlib.import_module(f"owlore_bench.commands.{name}").add_parser(subparsers, help_text)
+        else:
+            subparsers.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser().parse_args(argv)
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    parser = build_parser([command] if command in COMMANDS else [])
+    args = parser.parse_args(argv)
+    if args.command is None:  # a bare `owlore-bench`: what it can do
+        parser.print_help()
+        return 0
     args.command_line = argv  # `--nproc N` re-runs the same arguments under torchrun (owlore_bench/launch/torchrun.py)
     try:
         return int(args.run(args) or 0)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import difflib
+from typing import TYPE_CHECKING
 
-from pydantic import ValidationError
+if TYPE_CHECKING:  # imported by the CLI before anything else: keep it free of pydantic until a config is checked
+    from pydantic import ValidationError
 
 
 class UserError(Exception):

@@ -20,8 +20,11 @@ from owlore_bench.errors import UserError
 def import_reference(module: str, method_name: str, package: str) -> Any:
     """The reference package's module a zoo method runs on (imported only when the method is built), or one
     UserError line naming the pip install when it is missing."""
+    from owlore_bench.no_kernel_downloads import no_kernel_downloads
+
     try:
-        return importlib.import_module(module)
+        with no_kernel_downloads():  # several zoo packages import bitsandbytes
+            return importlib.import_module(module)
     except ImportError:
         raise UserError(f"method '{method_name}' needs the package {package}: pip install 'owlore-bench[zoo]'"
                         ) from None

@@ -36,9 +36,8 @@ def _names(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
-def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("compare", help="paired per-question test of two evaluated runs or labels "
-                                                   "(Δ, CI, p)",
+def add_parser(subparsers, help_text: str) -> None:
+    parser = subparsers.add_parser("compare", help=help_text,
                                    description="Compare two evaluated run folders (or two labels, seed by seed) "
                                                "question by question: difference in points, paired bootstrap "
                                                "interval, exact McNemar and Holm p.",

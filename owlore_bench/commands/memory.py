@@ -33,8 +33,8 @@ LEDGER = (*CATEGORIES, "total")
 KEPT = ("optimizer_state_kept", "total_state_kept")  # estimate entries of a method that keeps leaving layers' state
 
 
-def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("memory", help="estimate (and --measure) training memory per method and category",
+def add_parser(subparsers, help_text: str) -> None:
+    parser = subparsers.add_parser("memory", help=help_text,
                                    description="Peak training memory per method, split into weights / gradients / "
                                                "optimizer / activations (bytes), estimated without real weights.",
                                    epilog="examples:\n"

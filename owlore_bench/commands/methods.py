@@ -10,8 +10,8 @@ from pydantic_core import PydanticUndefined
 from owlore_bench.registry import available_methods
 
 
-def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("methods", help="list the registered fine-tuning methods and their config fields",
+def add_parser(subparsers, help_text: str) -> None:
+    parser = subparsers.add_parser("methods", help=help_text,
                                    description="Every registered method (built-in and entry-point plugins) with the "
                                                "package it uses and that package's installed version, and its "
                                                "config fields, defaults and descriptions.",

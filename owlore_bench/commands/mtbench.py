@@ -69,9 +69,9 @@ SHOW_EXAMPLES = """examples:
 """
 
 
-def add_parser(subparsers) -> None:
+def add_parser(subparsers, help_text: str) -> None:
     raw = argparse.RawDescriptionHelpFormatter
-    parser = subparsers.add_parser("mtbench", help="MT-Bench: answer the 80 questions, judge them, show scores",
+    parser = subparsers.add_parser("mtbench", help=help_text,
                                    description="MT-Bench as FastChat's llm_judge does it (single-answer grading), "
                                                "with any judge: an OpenAI-compatible endpoint or a local model.",
                                    epilog=EXAMPLES, formatter_class=raw)

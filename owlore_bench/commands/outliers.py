@@ -13,8 +13,8 @@ from owlore_bench.commands import output_folder
 from owlore_bench.errors import UserError
 
 
-def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("outliers", help="layerwise outlier ratios (OWL metric) and heavy-tail alpha",
+def add_parser(subparsers, help_text: str) -> None:
+    parser = subparsers.add_parser("outliers", help=help_text,
                                    description="Per-layer outlier ratios D_l (OWL's metric), OwLore's sampling "
                                                "probabilities p_l = D_l / sum(D), and PL_Alpha_Hill per layer.",
                                    epilog="examples:\n"

@@ -13,8 +13,8 @@ EXAMPLES = """examples:
 """
 
 
-def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("power", help="questions needed to tell two runs apart (paired McNemar power)",
+def add_parser(subparsers, help_text: str) -> None:
+    parser = subparsers.add_parser("power", help=help_text,
                                    description="Sample size for 80 % power at alpha 0.05 of the paired (McNemar) "
                                                "comparison of two runs on the same questions, or with --n the "
                                                "smallest detectable difference.", epilog=EXAMPLES)

@@ -15,8 +15,8 @@ from owlore_bench.reporting.render import render_markdown, write_tables
 from owlore_bench.reporting.tables import default_metric, table_from_results
 
 
-def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("report", help="comparison table and plots from result folders (re-runs nothing)",
+def add_parser(subparsers, help_text: str) -> None:
+    parser = subparsers.add_parser("report", help=help_text,
                                    description="Tables (md/csv/tex) and plots from the stored JSON of finished runs.",
                                    epilog="examples:\n"
                                           "  owlore-bench report runs/quickstart\n"

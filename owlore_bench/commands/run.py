@@ -24,8 +24,8 @@ EXAMPLES = """examples:
 """
 
 
-def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("run", help="run an experiment config: train, evaluate, tabulate, plot (resumable)",
+def add_parser(subparsers, help_text: str) -> None:
+    parser = subparsers.add_parser("run", help=help_text,
                                    description="Train every method x seed of an experiment config, evaluate each "
                                                "with lm-eval, then write the table and plots. Rerunning resumes.",
                                    epilog=EXAMPLES)

@@ -20,8 +20,8 @@ _FLAGS = {"steps": ("train", "steps"), "epochs": ("train", "epochs"), "batch_siz
           "lr": ("train", "lr"), "seed": ("train", "seed"), "dtype": ("train", "dtype"), "device": ("train", "device")}
 
 
-def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("train", help="fine-tune a model with one method",
+def add_parser(subparsers, help_text: str) -> None:
+    parser = subparsers.add_parser("train", help=help_text,
                                    description="One fine-tuning run: writes config.json, metrics.jsonl (one line per "
                                                "step, memory ledger in bytes), summary.json and model/.",
                                    epilog="examples:\n"

@@ -210,16 +210,18 @@ def _keep_random_state():
 
 @contextmanager
 def _without_env_report():
-    """simple_evaluate's add_env_info shells out to pip/nvidia-smi/git (~2 s per call, measured) for
-    provenance that the results store records itself (results.provenance()); skip it for our calls only."""
+    """simple_evaluate's add_env_info shells out to pip/nvidia-smi/git (~2 s per call, measured), and its
+    get_git_commit_hash runs `git describe` with git's stderr on the user's terminal ("fatal: not a git repository"
+    outside a checkout), for provenance that the results store records itself (results.provenance()); skip both
+    for our calls only."""
     import lm_eval.evaluator as evaluator
 
-    original = evaluator.add_env_info
-    evaluator.add_env_info = lambda results: None
+    originals = evaluator.add_env_info, evaluator.get_git_commit_hash
+    evaluator.add_env_info, evaluator.get_git_commit_hash = (lambda results: None), (lambda: None)
     try:
         yield
     finally:
-        evaluator.add_env_info = original
+        evaluator.add_env_info, evaluator.get_git_commit_hash = originals
 
 
 def evaluate_model(model: Any, tokenizer: Any, tasks: list[str], num_fewshot: int | None = None,

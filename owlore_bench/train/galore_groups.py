@@ -86,6 +86,9 @@ def projected_groups(groups: list[dict[str, Any]], **keys: Any) -> list[dict[str
 
 def galore_adamw(groups: list[dict[str, Any]], lr: float, weight_decay: float) -> torch.optim.Optimizer:
     """galore-torch's GaLoreAdamW (betas 0.9/0.999, eps 1e-6 as in galore-torch) over `groups`."""
-    from galore_torch import GaLoreAdamW
+    from owlore_bench.no_kernel_downloads import no_kernel_downloads
+
+    with no_kernel_downloads():  # galore-torch imports bitsandbytes, whose import asks the hub for a kernel
+        from galore_torch import GaLoreAdamW
 
     return GaLoreAdamW(groups, lr=lr, weight_decay=weight_decay, no_deprecation_warning=True)

@@ -41,8 +41,11 @@ def adamw_8bit_state_bytes(numels: Iterable[int]) -> int:
 
 
 def _bitsandbytes():
+    from owlore_bench.no_kernel_downloads import no_kernel_downloads
+
     try:
-        import bitsandbytes
+        with no_kernel_downloads():
+            import bitsandbytes
     except ImportError:
         raise UserError("train.optimizer_state_bits: 8 needs bitsandbytes; pip install bitsandbytes "
                         "(or set optimizer_state_bits: 32)") from None
