@@ -10,17 +10,24 @@ CONSTRAINTS ?= constraints/cpu.txt
 PIP_CONSTRAINT_ARG := $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
 BIN := $(VENV)/bin
 
-.PHONY: install quickstart test test-all test-browser test-server lint benchmark docs docs-serve clean
+.PHONY: install install-runtime quickstart test test-all test-browser test-server lint benchmark docs docs-serve clean
 
+# install: the package with every extra the tests use (zoo, FastChat, docs, tox...); install-runtime: the package
+# alone, all the quickstart needs (a fresh machine gets to training sooner). Both share .venv.
 install: $(VENV)/.installed
+install-runtime: $(VENV)/.installed-runtime
 
-$(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
+$(VENV)/.installed-runtime: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(PIP_CONSTRAINT_ARG) -e .
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.installed-runtime
 	$(BIN)/python -m pip install --quiet $(PIP_CONSTRAINT_ARG) -e '.[dev]'
 	touch $@
 
-quickstart: install
+quickstart: install-runtime
 	$(BIN)/owlore-bench run configs/quickstart.yaml
 
 # `test` (what CI runs): every test but the `slow` ones (the real SmolLM2 model and BIG-bench data, the wheel

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, StrictInt, field_validator, model_validator
+from pydantic import Field, PositiveInt, StrictInt, field_validator, model_validator
 
 from owlore_bench.config import DataConfig, RunConfig, StrictModel, TrainConfig, parse, read_yaml
 from owlore_bench.errors import UserError
@@ -52,7 +52,10 @@ class EvalConfig(StrictModel):
     tasks: list[str] = Field(default_factory=list, description="lm-eval task or group names (this project's "
                                                                "tasks/ or the hub's); may be empty with mt_bench")
     num_fewshot: int | None = Field(None, ge=0, description="shots; None = each task's own default")
-    limit: int | None = Field(None, gt=0, description="score at most N examples per task")
+    limit: int | None = Field(None, gt=0, description="score at most N examples per task (the first N)")
+    task_limits: dict[str, PositiveInt] = Field(default_factory=dict, description="per-task overrides of limit, "
+                                                "e.g. {boolq_labels: 400}: a task with a small effect can get "
+                                                "more questions without paying for them on every task")
     batch_size: int = Field(16, gt=0, description="sequences per lm-eval forward pass")
     metric: Literal["acc", "acc_norm"] = Field("acc", description="metric the report shows per task "
                                                "(acc_norm only where the task reports it)")

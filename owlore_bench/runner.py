@@ -142,7 +142,7 @@ def _evaluate_into(experiment: ExperimentConfig, unit: Unit, model: Any, tokeniz
 
         rows, samples, protocol = evaluate_model_with_samples(
             model, tokenizer, settings.tasks, num_fewshot=settings.num_fewshot, limit=settings.limit,
-            batch_size=settings.batch_size)
+            batch_size=settings.batch_size, task_limits=settings.task_limits)
         write_samples(unit.folder, samples)  # per-question outcomes (samples/<task>.jsonl.gz) before eval.json
         write_json_atomic(unit.folder / "eval.json", {"rows": rows, "protocol": protocol})
     if settings.forgetting is not None:

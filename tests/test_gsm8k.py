@@ -36,7 +36,7 @@ def task(request):
         pytest.skip(f"{SHARED_DATA}/gsm8k is absent (set OWLORE_BENCH_DATA to the benchmark data folder)")
     from owlore_bench.evaluation.harness import _build_tasks
 
-    return _build_tasks(["gsm8k_local"], with_hub_tasks=False)[0]
+    return _build_tasks(["gsm8k_local"], with_hub_tasks=False)[0][0]
 
 
 def lm_eval_score(task, doc: dict, response: str) -> dict[str, int]:

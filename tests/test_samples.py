@@ -179,3 +179,24 @@ def test_the_runner_stores_outcomes_and_compare_reads_its_unit_folders(tmp_path,
     capsys.readouterr()
     assert main(["compare", *map(str, units)]) == 0
     assert "piqa_labels" in capsys.readouterr().out
+
+
+def test_task_limits_give_one_task_more_questions_and_score_the_same_first_documents():
+    model, tokenizer = tiny_llama(seed=3)
+    rows, samples, protocol = evaluate_model_with_samples(model, tokenizer, ["boolq_labels", "piqa_labels"], limit=3,
+                                                          task_limits={"boolq_labels": 7})
+    n = {row["task"]: row["n"] for row in rows if row["metric"] == "acc" and not row["task"].endswith("_avg")}
+    assert n == {"boolq_labels": 7, "piqa_labels": 3}
+    assert [record["i"] for record in samples["boolq_labels"]] == list(range(7))
+    assert protocol["limit"] == 3 and protocol["task_limits"] == {"boolq_labels": 7}
+    _, plain, _ = evaluate_model_with_samples(model, tokenizer, ["boolq_labels"], limit=3)
+    assert samples["boolq_labels"][:3] == plain["boolq_labels"]  # the first documents, as limit takes them
+
+
+def test_a_task_limit_for_a_task_not_evaluated_is_one_line():
+    from owlore_bench.errors import UserError
+
+    model, tokenizer = tiny_llama(seed=3)
+    with pytest.raises(UserError, match="eval.task_limits: boolq_label is not one of the tasks evaluated") as error:
+        evaluate_model_with_samples(model, tokenizer, ["boolq_labels"], limit=2, task_limits={"boolq_label": 5})
+    assert "Did you mean 'boolq_labels'" in str(error.value)

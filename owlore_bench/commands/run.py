@@ -72,7 +72,7 @@ def check_before_running(experiment, units, processes: int) -> None:
     from owlore_bench.train.tracking import check_available
 
     if experiment.eval.tasks:
-        check_tasks(experiment.eval.tasks)
+        check_tasks(experiment.eval.tasks, experiment.eval.task_limits)
     if experiment.mt_bench is not None:
         check_mtbench(experiment)
     for unit in units:

@@ -102,7 +102,7 @@ def split_local(tasks: list[str]) -> tuple[list[str], list[str]]:
     return [t for t in tasks if t in local_names], [t for t in tasks if t not in local_names]
 
 
-def check_tasks(tasks: list[str]) -> None:
+def check_tasks(tasks: list[str], task_limits: dict[str, int] | None = None) -> None:
     """Raise UserError (one line) unless every task name is known and its data can be loaded. No model needed.
 
     Local tasks build their datasets (milliseconds; your BIG-bench sdist is unpacked once); a hub task is
@@ -121,7 +121,9 @@ def check_tasks(tasks: list[str]) -> None:
                                 f"<task>_choices / <task>_labels for {', '.join(COMMONSENSE)} (the six "
                                 f"embedded: commonsense6_choices, commonsense6_labels); mmlu_local; "
                                 f"bigbench_default (your BIG-bench); or any lm-eval task name")
-    _build_tasks(tasks, bool(hub))
+    _, leaves = _build_tasks(tasks, bool(hub))  # builds every task's data: a missing file is one line now
+    if task_limits:
+        _first_documents(leaves, None, task_limits)  # a task_limits key that names no evaluated task: one line
 
 
 def _configure_network(hub_tasks: list[str]) -> None:
@@ -129,9 +131,9 @@ def _configure_network(hub_tasks: list[str]) -> None:
         set_hf_offline()
 
 
-def _build_tasks(tasks: list[str], with_hub_tasks: bool) -> list[Any]:
-    """lm-eval Task/Group objects of `tasks` (datasets loaded once), in order; a tag stays a name (lm-eval
-    expands it). Any failure becomes one UserError line naming the task."""
+def _build_tasks(tasks: list[str], with_hub_tasks: bool) -> tuple[list[Any], dict[str, Any]]:
+    """(lm-eval Task/Group objects of `tasks` in order, {leaf task name: Task}); datasets are loaded once and a tag
+    stays a name (lm-eval expands it). Any failure becomes one UserError line naming the task."""
     manager = task_manager(with_hub_tasks)
     try:
         with _quiet_lm_eval():
@@ -141,7 +143,7 @@ def _build_tasks(tasks: list[str], with_hub_tasks: bool) -> list[Any]:
     except Exception as error:  # noqa: BLE001 - lm-eval raises many kinds here (datasets, hub, YAML, KeyError):
         # one line for the user; the cause stays chained (OWLORE_BENCH_DEBUG=1 prints it)
         raise UserError(_load_failure_line(tasks, with_hub_tasks, error)) from error
-    return [loaded["groups"].get(name) or loaded["tasks"].get(name) or name for name in tasks]
+    return [loaded["groups"].get(name) or loaded["tasks"].get(name) or name for name in tasks], loaded["tasks"]
 
 
 def _load_failure_line(tasks: list[str], with_hub_tasks: bool, error: Exception) -> str:
@@ -169,14 +171,17 @@ def local_equivalent(hub_task: str) -> str | None:
 
 # ---------------------------------------------------------------- evaluation
 def run_lm_eval(model: Any, tokenizer: Any, tasks: list[str], num_fewshot: int | None = None,
-                limit: int | None = None, batch_size: int = 8, log_samples: bool = False) -> dict[str, Any]:
+                limit: int | None = None, batch_size: int = 8, log_samples: bool = False,
+                task_limits: dict[str, int] | None = None) -> dict[str, Any]:
     """lm-eval's raw results dict for `model`. The model's train/eval mode and the caller's random states are
-    restored afterwards. log_samples keeps per-doc responses under results['samples']."""
+    restored afterwards. log_samples keeps per-doc responses under results['samples']. `task_limits` overrides
+    `limit` for the tasks it names (each scores its first N documents, as `limit` does)."""
     if not tasks:
         raise UserError("tasks: empty; name at least one task")
     _, hub = split_local(tasks)
     _configure_network(hub)
-    built = _build_tasks(tasks, bool(hub))
+    built, leaves = _build_tasks(tasks, bool(hub))
+    documents = _first_documents(leaves, limit, task_limits) if task_limits else None
     was_training = model.training
     try:
         with _quiet_lm_eval(), _keep_random_state(), _without_env_report():
@@ -185,9 +190,21 @@ def run_lm_eval(model: Any, tokenizer: Any, tasks: list[str], num_fewshot: int |
 
             lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
             return simple_evaluate(model=lm, tasks=built, task_manager=task_manager(bool(hub)), num_fewshot=num_fewshot,
-                                   limit=limit, log_samples=log_samples, apply_chat_template=APPLY_CHAT_TEMPLATE)
+                                   limit=None if documents else limit, samples=documents, log_samples=log_samples,
+                                   apply_chat_template=APPLY_CHAT_TEMPLATE)
     finally:
         model.train(was_training)
+
+
+def _first_documents(leaves: dict[str, Any], limit: int | None, task_limits: dict[str, int]) -> dict[str, list[int]]:
+    """lm-eval's `samples` argument: the first N test documents of every leaf task, N from task_limits, else limit,
+    else all (lm-eval takes a per-task index list where its `limit` is one number for all tasks)."""
+    unknown = sorted(set(task_limits) - set(leaves))
+    if unknown:
+        raise UserError(f"eval.task_limits: {unknown[0]} is not one of the tasks evaluated ({', '.join(leaves)})."
+                        f"{did_you_mean(unknown[0], list(leaves))}")
+    return {name: list(range(min(task_limits.get(name, limit) or len(task.eval_docs), len(task.eval_docs))))
+            for name, task in leaves.items()}
 
 
 @contextmanager
@@ -233,8 +250,11 @@ def evaluate_model(model: Any, tokenizer: Any, tasks: list[str], num_fewshot: in
 
 
 def evaluate_model_with_samples(model: Any, tokenizer: Any, tasks: list[str], num_fewshot: int | None = None,
-                                limit: int | None = None, batch_size: int = 8) -> tuple[list, dict[str, list], dict]:
+                                limit: int | None = None, batch_size: int = 8,
+                                task_limits: dict[str, int] | None = None) -> tuple[list, dict[str, list], dict]:
     """(evaluate_model's rows, {task: one record per document}, the protocol) of one lm-eval pass; see samples.py
     and protocol.py."""
-    results = run_lm_eval(model, tokenizer, tasks, num_fewshot, limit, batch_size, log_samples=True)
-    return rows_from_results(results), records_from_results(results), evaluation_protocol(results, num_fewshot, limit)
+    results = run_lm_eval(model, tokenizer, tasks, num_fewshot, limit, batch_size, log_samples=True,
+                          task_limits=task_limits)
+    protocol = evaluation_protocol(results, num_fewshot, limit, task_limits)
+    return rows_from_results(results), records_from_results(results), protocol

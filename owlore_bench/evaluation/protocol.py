@@ -15,15 +15,17 @@ from typing import Any
 APPLY_CHAT_TEMPLATE = False
 
 
-def evaluation_protocol(results: dict[str, Any], num_fewshot: int | None, limit: int | None) -> dict[str, Any]:
+def evaluation_protocol(results: dict[str, Any], num_fewshot: int | None, limit: int | None,
+                        task_limits: dict[str, int] | None = None) -> dict[str, Any]:
     """{lm_eval, apply_chat_template, num_fewshot (asked; None = each task's default), limit (documents per task;
-    None = all), tasks: {task: {version, num_fewshot}}} of one lm-eval results dict."""
+    None = all), task_limits (per-task overrides of limit, only when given), tasks: {task: {version,
+    num_fewshot}}} of one lm-eval results dict."""
     import lm_eval
 
     shots = results.get("n-shot", {})
     versions = results.get("versions", {})
     return {"lm_eval": lm_eval.__version__, "apply_chat_template": APPLY_CHAT_TEMPLATE,
-            "num_fewshot": num_fewshot, "limit": limit,
+            "num_fewshot": num_fewshot, "limit": limit, **({"task_limits": task_limits} if task_limits else {}),
             "tasks": {task: {"version": versions.get(task), "num_fewshot": shots.get(task)}
                       for task in sorted(set(versions) | set(shots))}}
 
