@@ -47,7 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def synthetic_examples(vocab: int, length: int, count: int = 256) -> list:
     """Random token rows of a fixed length (loss on the second half): timing needs no real text."""
-    from owlore_bench.train.data import Example
+    from owlore_bench.train.tokenize import Example
 
     rng = random.Random(0)
     rows = []

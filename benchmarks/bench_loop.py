@@ -20,10 +20,11 @@ import pytest
 import torch
 
 from owlore_bench.config import TrainConfig
+from owlore_bench.datasets.records import read_records
 from owlore_bench.models import load_model
 from owlore_bench.registry import build_method
 from owlore_bench.results import read_jsonl
-from owlore_bench.train.data import TrainingData, read_records
+from owlore_bench.train.data import TrainingData
 from owlore_bench.train.loop import seed_everything, train
 
 STEPS = int(os.environ.get("BENCH_LOOP_STEPS", "12"))

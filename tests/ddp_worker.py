@@ -33,8 +33,9 @@ from owlore_bench.config import TrainConfig
 from owlore_bench.models import load_model
 from owlore_bench.registry import build_method
 from owlore_bench.train import distributed
-from owlore_bench.train.data import Example, TrainingData
+from owlore_bench.train.data import TrainingData
 from owlore_bench.train.loop import seed_everything, train
+from owlore_bench.train.tokenize import Example
 
 GLOBAL_BATCH = 4  # rows per optimizer step, whatever the number of ranks
 STEPS = 6

@@ -8,7 +8,8 @@ from conftest import TINY_RECORDS
 from owlore_bench.models import tiny_llama
 from owlore_bench.registry import build_method
 from owlore_bench.train.checkpoint import load_checkpoint, save_checkpoint
-from owlore_bench.train.data import TrainingData, tokenize_record
+from owlore_bench.train.data import TrainingData
+from owlore_bench.train.tokenize import tokenize_record
 
 
 def _projectors(optimizer):

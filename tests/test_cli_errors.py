@@ -92,8 +92,9 @@ def test_a_bug_inside_the_loop_is_recorded_with_its_traceback_in_error_log(tmp_p
     from owlore_bench.config import TrainConfig
     from owlore_bench.models import tiny_llama
     from owlore_bench.registry import build_method
-    from owlore_bench.train.data import TrainingData, tokenize_record
+    from owlore_bench.train.data import TrainingData
     from owlore_bench.train.loop import train
+    from owlore_bench.train.tokenize import tokenize_record
 
     model, tokenizer = tiny_llama()
     method = build_method("full_ft")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from owlore_bench.datasets.records import read_records
 from owlore_bench.datasets.templates import render_prompt
 from owlore_bench.errors import UserError
 from owlore_bench.models import byte_tokenizer
-from owlore_bench.train.data import IGNORE_INDEX, TrainingData, read_records, tokenize_record
+from owlore_bench.train.data import TrainingData
+from owlore_bench.train.tokenize import IGNORE_INDEX, tokenize_record
 
 
 def test_prompt_tokens_are_masked_and_response_ends_with_eos():

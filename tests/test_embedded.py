@@ -11,10 +11,10 @@ import pytest
 
 from owlore_bench.datasets import embedded
 from owlore_bench.datasets.commonsense import parse_records
+from owlore_bench.datasets.records import read_sources
 from owlore_bench.errors import UserError
 from owlore_bench.evaluation.harness import task_manager
 from owlore_bench.paths import DATA_ENV
-from owlore_bench.train.data import read_sources
 
 TEST_SIZES = {"boolq": 3270, "piqa": 1838, "social_i_qa": 1954, "ARC-Easy": 2376, "ARC-Challenge": 1172,
               "openbookqa": 500}  # LLM-Adapters' published test-set sizes (shared/data/README.md)

@@ -15,9 +15,10 @@ from owlore_bench.config import DataConfig, RunConfig, TrainConfig, parse
 from owlore_bench.errors import UserError
 from owlore_bench.models import tiny_llama
 from owlore_bench.registry import build_method
-from owlore_bench.train.data import Example, TrainingData
+from owlore_bench.train.data import TrainingData
 from owlore_bench.train.loop import seed_everything, train
-from owlore_bench.train.packing import build_training_data, resolve_steps
+from owlore_bench.train.steps import resolve_steps
+from owlore_bench.train.tokenize import Example
 
 # 8 records x 27 byte tokens = 216 -> 6 blocks of 32; every block holds response tokens (prompts are <= 22 bytes)
 PACKED = DataConfig(path="x", template="plain", packing=True, block_size=32)
@@ -60,7 +61,7 @@ def _train(out_dir, stop_at: int | None = None):
     method = build_method("lisa", {"gamma": 1, "interval": 2})
     seed_everything(0)
     model = method.prepare(model)
-    data = build_training_data(TINY_RECORDS, tokenizer, PACKED, max_length=64, seed=0)
+    data = TrainingData.build(TINY_RECORDS, tokenizer, PACKED, max_length=64, seed=0)
     cfg = TrainConfig(epochs=2, batch_size=2, lr=1e-3, checkpoint_every=2, progress=False, memory_profile=False,
                       device="cpu", dtype="fp32")
     if stop_at is not None:

@@ -14,9 +14,10 @@ from owlore_bench.config import TrainConfig
 from owlore_bench.models import tiny_llama
 from owlore_bench.registry import build_method
 from owlore_bench.results import read_jsonl
-from owlore_bench.train.data import TrainingData, tokenize_record
+from owlore_bench.train.data import TrainingData
 from owlore_bench.train.galore_groups import galore_param_groups, galore_targets
 from owlore_bench.train.loop import train
+from owlore_bench.train.tokenize import tokenize_record
 
 
 def tiny_data(tokenizer) -> TrainingData:

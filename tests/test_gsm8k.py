@@ -106,7 +106,7 @@ def test_a_tiny_model_is_evaluated_end_to_end_on_three_questions(task, monkeypat
 
 
 def test_gsm8k_jsonl_becomes_training_records_in_lm_evals_format(tmp_path: Path):
-    from owlore_bench.train.data import read_records
+    from owlore_bench.datasets.records import read_records
 
     path = tmp_path / "train.jsonl"
     path.write_text("\n".join(json.dumps({"question": f"What is {k}+1?", "answer": f"{k}+1=<<{k}+1={k + 1}>>{k + 1}"

@@ -17,8 +17,8 @@ from urllib.parse import unquote
 import pytest
 
 from owlore_bench.datasets.hub import parse_file_name
+from owlore_bench.datasets.records import read_sources
 from owlore_bench.errors import UserError
-from owlore_bench.train.data import read_sources
 
 REPO = "someone/OwLore_Dataset"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

@@ -15,10 +15,11 @@ from owlore_bench.errors import UserError
 from owlore_bench.models import tiny_llama
 from owlore_bench.registry import build_method
 from owlore_bench.results import read_jsonl
-from owlore_bench.train.data import TrainingData, tokenize_record
+from owlore_bench.train.data import TrainingData
 from owlore_bench.train.layers import decoder_layers
 from owlore_bench.train.loop import train
 from owlore_bench.train.sampling import LayerSampler, inclusion_probabilities, layer_probabilities
+from owlore_bench.train.tokenize import tokenize_record
 
 REFERENCE = "reference/owlore_llama2_7b_outlier_ratio_M13.txt"
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import torch
 from conftest import TINY_RECORDS
 
-from owlore_bench.train.data import TrainingData, tokenize_record
+from owlore_bench.train.data import TrainingData
+from owlore_bench.train.tokenize import tokenize_record
 
 
 def tiny_data(tokenizer) -> TrainingData:

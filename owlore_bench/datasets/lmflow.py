@@ -2,7 +2,7 @@
 
 `text_only` instances are `{"text": str}`; `text2text` instances are `{"input": str, "output": str}` (the
 official OwLore files put the whole Alpaca-style prompt inside `input`). Each record read here keeps its type
-under the key "type", so the tokenizer (owlore_bench/train/packing.py) treats it the way LMFlow does. LMFlow's
+under the key "type", so the tokenizer (owlore_bench/train/tokenize.py) treats it the way LMFlow does. LMFlow's
 other types (conversation, float_only, image_text) are refused with one line.
 
 An Alpaca record {instruction, input, output} maps to text2text as {"input": the rendered prompt template,

@@ -1,6 +1,6 @@
 """Prompt templates of instruction records ({"instruction", "input", "output"}): the text before the response.
 
-Training (train/data.py), the local evaluation tasks and MT-Bench answers under the training template all use
+Training (train/tokenize.py), the local evaluation tasks and MT-Bench answers under the training template all use
 these, so a run is evaluated in the format it was trained in.
 """
 

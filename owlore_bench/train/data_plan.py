@@ -3,7 +3,7 @@ and steps to run — what `owlore-bench train --dry-run` and `owlore-bench run -
 
 Reading and tokenizing (or packing) the data is the slow part, so it is one object (TokenizedData) that
 `run --dry-run` builds once per data setting (tokenization_key) and reuses for every unit that shares it; the
-step arithmetic is train/packing.py's, the functions the loop itself runs.
+step arithmetic is train/steps.py's, the functions the loop itself runs.
 """
 
 from __future__ import annotations
@@ -12,15 +12,10 @@ import json
 from dataclasses import dataclass
 
 from owlore_bench.config import RunConfig, TrainConfig
-from owlore_bench.train.data import TrainingData, read_sources
-from owlore_bench.train.packing import (
-    build_training_data,
-    check_block_size,
-    data_facts,
-    global_batch,
-    resolve_steps,
-    tokenizer_and_context,
-)
+from owlore_bench.datasets.records import read_sources
+from owlore_bench.train.data import TrainingData
+from owlore_bench.train.steps import data_facts, global_batch, resolve_steps
+from owlore_bench.train.tokenize import check_block_size, tokenizer_and_context
 
 
 @dataclass
@@ -48,8 +43,8 @@ def tokenize_data(cfg: RunConfig) -> TokenizedData:
     tokenizer, context = tokenizer_and_context(cfg.model)
     if cfg.data.packing:
         check_block_size(cfg.data.block_size, context)
-    data = build_training_data(records, tokenizer, cfg.data, cfg.train.max_length, cfg.train.seed,
-                               source=str(cfg.data.path))
+    data = TrainingData.build(records, tokenizer, cfg.data, cfg.train.max_length, cfg.train.seed,
+                              source=str(cfg.data.path))
     unit = (f"blocks of {cfg.data.block_size} tokens" if cfg.data.packing
             else f"sequences (max_length {cfg.train.max_length})")
     return TokenizedData(sources, len(records), data, cfg.data.packing, unit)

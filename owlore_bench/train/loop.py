@@ -34,9 +34,9 @@ from owlore_bench.train import distributed
 from owlore_bench.train.checkpoint import load_checkpoint, save_checkpoint
 from owlore_bench.train.data import TrainingData
 from owlore_bench.train.optimizer_bits import check_state_bits, with_state_bits
-from owlore_bench.train.packing import resolve_steps
 from owlore_bench.train.phases import PhaseTimer
 from owlore_bench.train.step_in_backward import StepInBackward, check_supported
+from owlore_bench.train.steps import resolve_steps
 from owlore_bench.train.tracking import open_trackers
 
 

@@ -14,16 +14,18 @@ from pathlib import Path
 from typing import Any
 
 from owlore_bench.config import RunConfig, dump_json
+from owlore_bench.datasets.records import read_sources
 from owlore_bench.errors import UserError
 from owlore_bench.models import load_model, resolve_device
 from owlore_bench.registry import build_method
 from owlore_bench.results import provenance, read_json, write_json_atomic
 from owlore_bench.train import distributed
-from owlore_bench.train.data import read_sources
+from owlore_bench.train.data import TrainingData
 from owlore_bench.train.loop import seed_everything, train
 from owlore_bench.train.optimizer_bits import check_state_bits, with_state_bits
-from owlore_bench.train.packing import build_training_data, check_block_size, data_facts, resolve_steps
 from owlore_bench.train.step_in_backward import check_supported
+from owlore_bench.train.steps import data_facts, resolve_steps
+from owlore_bench.train.tokenize import check_block_size
 from owlore_bench.train.tracking import check_available
 
 
@@ -66,8 +68,8 @@ def train_run(cfg: RunConfig, out_dir: str | Path, write_summary: bool = True) -
     model, tokenizer = load_model(cfg.model, dtype=cfg.train.dtype, device=cfg.train.device)
     if cfg.data.packing:
         check_block_size(cfg.data.block_size, getattr(model.config, "max_position_embeddings", None))
-    data = build_training_data(records, tokenizer, cfg.data, cfg.train.max_length, seed=cfg.train.seed,
-                               source=str(cfg.data.path))
+    data = TrainingData.build(records, tokenizer, cfg.data, cfg.train.max_length, seed=cfg.train.seed,
+                              source=str(cfg.data.path))
     train_cfg = resolve_steps(cfg.train, data, distributed.world_size())  # train.epochs -> steps
     seed_everything(cfg.train.seed)
     model = method.prepare(model)

@@ -1,4 +1,9 @@
-"""LMFlow's tokenization and grouping (the official OwLore runs: `--disable_group_texts 0 --block_size 512`).
+"""Records -> token ids: the suite's Alpaca tokenization, LMFlow's tokenization, and LMFlow's packing.
+
+Alpaca records (unpacked): BOS + the rendered prompt (masked out of the loss, -100), then the response + EOS,
+truncated to max_length tokens (tokenize_record).
+
+LMFlow's tokenization and grouping (the official OwLore runs: `--disable_group_texts 0 --block_size 512`).
 
 Followed line by line from pixeli99/OwLore @ e415973 (an LMFlow fork):
 - src/lmflow/models/hf_decoder_model.py `tokenize` / `tokenize_function` (lines 446-572): `text_only` ->
@@ -18,15 +23,31 @@ refused with one line, where LMFlow clamps it to tokenizer.model_max_length with
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
-from owlore_bench.config import DataConfig, TrainConfig
+from owlore_bench.config import DataConfig
 from owlore_bench.datasets.lmflow import alpaca_as_text2text
 from owlore_bench.datasets.templates import render_prompt
 from owlore_bench.errors import UserError
-from owlore_bench.train.data import IGNORE_INDEX, Example, TrainingData, tokenize_record
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class Example:
+    input_ids: list[int]
+    labels: list[int]
+
+
+def tokenize_record(record: dict[str, str], tokenizer: Any, template: str, max_length: int) -> Example:
+    """Prompt + response + EOS, prompt masked with -100, truncated to max_length tokens."""
+    prompt_ids = tokenizer(render_prompt(record, template), add_special_tokens=True)["input_ids"]
+    response_ids = tokenizer(record["output"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    input_ids = (prompt_ids + response_ids)[:max_length]
+    labels = ([IGNORE_INDEX] * len(prompt_ids) + response_ids)[:max_length]
+    return Example(input_ids, labels)
 
 
 def as_lmflow(record: dict[str, str], template: str) -> dict[str, str]:
@@ -57,27 +78,6 @@ def group_texts(examples: list[Example], block_size: int, group_size: int = 1000
     return blocks
 
 
-def tokenizer_and_context(model_name: str) -> tuple[Any, int | None]:
-    """(tokenizer, max_position_embeddings) of a model without loading its weights (for --dry-run): an HF id
-    fetches only its tokenizer and config files."""
-    from owlore_bench.models import byte_tokenizer, checkpoint_path, tiny_llama_config
-
-    if model_name == "tiny-llama":
-        return byte_tokenizer(), tiny_llama_config().max_position_embeddings
-    from transformers import AutoConfig, AutoTokenizer
-
-    # built-ins and .gguf files resolve to their cached folder; an HF id stays an id (tokenizer and config only)
-    path = checkpoint_path(model_name) if model_name == "smollm2-135m" or model_name.endswith(".gguf") else model_name
-    try:
-        tokenizer, config = AutoTokenizer.from_pretrained(path), AutoConfig.from_pretrained(path)
-    except OSError as error:  # offline, unknown id, gated: transformers raises OSError for each
-        raise UserError(f"model '{model_name}': its tokenizer/config could not be loaded ({type(error).__name__}); "
-                        f"pass a local checkpoint folder or a built-in (smollm2-135m, tiny-llama)") from None
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token  # as models.load_model does
-    return tokenizer, getattr(config, "max_position_embeddings", None)
-
-
 def check_block_size(block_size: int, context: int | None) -> None:
     """A block longer than the model's position embeddings: one line (LMFlow would clamp it with a warning)."""
     if context is not None and block_size > context:
@@ -85,8 +85,8 @@ def check_block_size(block_size: int, context: int | None) -> None:
                         f"{context}); use at most {context}")
 
 
-def build_training_data(records: list[dict[str, str]], tokenizer: Any, data: DataConfig, max_length: int,
-                        seed: int = 0, source: str = "the data") -> TrainingData:
+def tokenize_records(records: list[dict[str, str]], tokenizer: Any, data: DataConfig, max_length: int,
+                     source: str = "the data") -> list[Example]:
     """Packed blocks (data.packing) or one truncated sequence per record. Unpacked, Alpaca records keep the
     suite's tokenization (BOS + prompt, response + EOS); LMFlow records are tokenized the LMFlow way."""
     if data.packing:
@@ -95,43 +95,31 @@ def build_training_data(records: list[dict[str, str]], tokenizer: Any, data: Dat
         if not blocks:
             raise UserError(f"data.block_size: {source} has no group of data.group_texts_batch_size="
                             f"{data.group_texts_batch_size} records with {data.block_size} tokens; lower block_size")
-        return TrainingData(blocks, tokenizer.pad_token_id, seed)
-    examples = [tokenize_record(r, tokenizer, data.template, max_length) if "type" not in r
-                else _truncated(lmflow_tokenize(r, tokenizer), max_length) for r in records]
-    return TrainingData.from_examples(examples, tokenizer.pad_token_id, max_length, seed, source)
+        return blocks
+    return [tokenize_record(r, tokenizer, data.template, max_length) if "type" not in r
+            else _truncated(lmflow_tokenize(r, tokenizer), max_length) for r in records]
 
 
 def _truncated(example: Example, max_length: int) -> Example:
     return Example(example.input_ids[:max_length], example.labels[:max_length])
 
 
-def global_batch(cfg: TrainConfig, world_size: int = 1) -> int:
-    """Sequences (or packed blocks) per optimizer step: batch_size x grad_accum x processes."""
-    return cfg.batch_size * cfg.grad_accum * world_size
+def tokenizer_and_context(model_name: str) -> tuple[Any, int | None]:
+    """(tokenizer, max_position_embeddings) of a model without loading its weights (for --dry-run): an HF id
+    fetches only its tokenizer and config files."""
+    from owlore_bench.models import BUILTIN_MODELS, byte_tokenizer, checkpoint_path, tiny_llama_config
 
+    if model_name == "tiny-llama":
+        return byte_tokenizer(), tiny_llama_config().max_position_embeddings
+    from transformers import AutoConfig, AutoTokenizer
 
-def steps_per_epoch(examples: int, cfg: TrainConfig, world_size: int = 1) -> int:
-    """Whole global batches in one pass. The last partial batch is dropped so every step has the same shape
-    (HF Trainer, hence LMFlow, runs it as a smaller batch: at most one step more per epoch)."""
-    return max(1, examples // global_batch(cfg, world_size))
-
-
-def resolve_steps(cfg: TrainConfig, data: TrainingData, world_size: int = 1) -> TrainConfig:
-    """The config the loop runs: with train.epochs, steps = ceil(epochs x steps_per_epoch) (HF Trainer's
-    rounding) and each epoch starts a fresh permutation on a step boundary; with train.steps, unchanged."""
-    if cfg.epochs is None:
-        return cfg
-    per_epoch = steps_per_epoch(len(data), cfg, world_size)
-    data.epoch_rows = min(len(data), per_epoch * global_batch(cfg, world_size))
-    # model_copy skips validation on purpose: the resolved copy carries both epochs and the derived steps.
-    return cfg.model_copy(update={"steps": math.ceil(cfg.epochs * per_epoch)})
-
-
-def data_facts(records: int, data: TrainingData, cfg: TrainConfig, packed: bool, world_size: int = 1) -> dict:
-    """What --dry-run prints and summary.json keeps: records, tokens (in the sequences or blocks trained on),
-    blocks (packed) or sequences, steps per epoch and tokens per step (packed: exact; unpacked: the mean)."""
-    tokens = sum(len(e.input_ids) for e in data.examples)
-    per_step = global_batch(cfg, world_size) * tokens / len(data)
-    return {"records": records, "tokens": tokens, "blocks" if packed else "sequences": len(data),
-            "steps_per_epoch": steps_per_epoch(len(data), cfg, world_size),
-            "tokens_per_step": round(per_step) if packed else round(per_step, 1)}
+    # built-ins and .gguf files resolve to their cached folder; an HF id stays an id (tokenizer and config only)
+    path = checkpoint_path(model_name) if model_name in BUILTIN_MODELS or model_name.endswith(".gguf") else model_name
+    try:
+        tokenizer, config = AutoTokenizer.from_pretrained(path), AutoConfig.from_pretrained(path)
+    except OSError as error:  # offline, unknown id, gated: transformers raises OSError for each
+        raise UserError(f"model '{model_name}': its tokenizer/config could not be loaded ({type(error).__name__}); "
+                        f"pass a local checkpoint folder or a built-in (smollm2-135m, tiny-llama)") from None
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token  # as models.load_model does
+    return tokenizer, getattr(config, "max_position_embeddings", None)
