@@ -5,6 +5,7 @@ Defaults live here and nowhere else. A run's resolved config (config.json) rebui
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from pathlib import Path
@@ -185,8 +186,13 @@ def apply_overrides(values: dict[str, Any], assignments: list[str], known: dict[
 
     `known` maps a section name ('train', 'method_config', ...) to its field names; a bare key is looked up in
     every section and must be unambiguous.
+
+    Written here rather than with OmegaConf's dotlist merge: OmegaConf would accept any key (a typo becomes a new
+    field) and parse values by its own grammar, where these checks name the known keys and parse values as YAML,
+    exactly as the config files are parsed. The experiment YAML's `include:` merge (experiment.read_with_includes)
+    is a dozen lines for the same reason: one error type, the file named.
     """
-    values = json.loads(json.dumps(values))
+    values = copy.deepcopy(values)
     for assignment in assignments:
         key, sep, raw = assignment.partition("=")
         if not sep or not key:

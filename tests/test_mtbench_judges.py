@@ -79,7 +79,7 @@ class FakeOpenAI:
 
     def spec(self, **options) -> str:
         query = "&".join(f"{key}={value}" for key, value in {"base_url": self.url, "api_key_env": "none",
-                                                              "backoff": 0.01, **options}.items())
+                                                              **options}.items())
         return f"openai:test-judge?{query}"
 
     def close(self) -> None:
@@ -150,7 +150,7 @@ def test_an_unreachable_url_is_named():
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     url = f"http://127.0.0.1:{port}/v1"
-    judge = make_judge(f"openai:m?base_url={url}&api_key_env=none&retries=1&backoff=0.01")
+    judge = make_judge(f"openai:m?base_url={url}&api_key_env=none&retries=1")
     with pytest.raises(UserError, match=f"at {url} is unreachable .2 tries."):
         judge.complete("s", "u")
 

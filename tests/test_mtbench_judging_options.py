@@ -242,7 +242,7 @@ def fake_openai_server():
 def test_azure_openai_through_the_openai_backend(fake_azure, monkeypatch):
     monkeypatch.setenv("AZURE_OPENAI_API_KEY", "azure-key")
     endpoint = fake_azure.url.removesuffix("/v1")
-    judge = make_judge(f"openai:gpt-4o?base_url={endpoint}&api_version=2024-06-01&deployment=judge-dep&backoff=0.01")
+    judge = make_judge(f"openai:gpt-4o?base_url={endpoint}&api_version=2024-06-01&deployment=judge-dep")
     assert judge.complete("SYSTEM", "USER") == "Rating: [[5]]"
     request = fake_azure.requests[-1]
     assert request["path"] == "/openai/deployments/judge-dep/chat/completions?api-version=2024-06-01"

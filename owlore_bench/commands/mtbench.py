@@ -45,8 +45,8 @@ JUDGE_EXAMPLES = """examples:
       --judge openai:gpt-4 --out runs/pairs         # every two models
 
 Judge specs: BACKEND:MODEL[?key=value&...]; openai: options base_url, api_key_env ('none' = no key),
-concurrency, timeout (s), retries, backoff (s), api_version + deployment (Azure OpenAI); hf: options dtype,
-device, batch_size, prefill.
+concurrency, timeout (s), retries (the openai client's, with its own backoff), api_version + deployment (Azure
+OpenAI); hf: options dtype, device, batch_size, prefill.
 Writes <out>/judgments/<judge>.jsonl (FastChat's judgments format) and <out>/scores-<judge>.json; the pairwise
 modes <out>/mt_bench_pairwise/<judge>_pair.jsonl (FastChat's model_judgment/<judge>_pair.jsonl rows) and print
 win / tie / loss rates with 95 % bootstrap intervals over questions.

@@ -2,8 +2,9 @@
 `llama-server`, Ollama, TGI), through the `openai` client, imported only when this backend is used.
 
 Requests are FastChat's: messages [system, user], temperature 0, max_tokens (default 2048), n 1. Up to
-`concurrency` requests run at once (a thread pool). A 429, a 5xx, a connection error or a timeout is retried
-`retries` times, waiting backoff * 2^k seconds before retry k+1; other HTTP errors (401, 404, 400) are not retried.
+`concurrency` requests run at once (a thread pool). Retries are the openai client's own (`retries` is its
+max_retries): a 408, 409, 429, a 5xx, a connection error or a timeout is retried with its exponential backoff
+(0.5 s doubling to at most 8 s, with jitter, or the server's Retry-After); other HTTP errors (401, 404, 400) are not.
 When the retries are spent, or the key variable is missing, the run stops with one UserError line naming the
 URL or the variable; judgments already written stay, so a rerun judges only what is missing.
 
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Any
@@ -43,20 +43,18 @@ class OpenAIJudge(Judge):
 
     backend = "openai"
     OPTIONS = {"base_url": str, "api_key_env": str, "concurrency": int, "timeout": float, "retries": int,
-               "backoff": float, "api_version": str, "deployment": str}
+               "api_version": str, "deployment": str}
 
     def __init__(self, model: str, max_tokens: int = DEFAULT_MAX_TOKENS, base_url: str = OPENAI_URL,
                  api_key_env: str | None = None, concurrency: int = 8, timeout: float = 60.0,
-                 retries: int = 5, backoff: float = 1.0, api_version: str | None = None,
-                 deployment: str | None = None):
-        """`timeout`: seconds per request; `backoff`: seconds before the first retry (doubling after each);
-        `api_version`/`deployment`: Azure OpenAI (see the module docstring)."""
+                 retries: int = 5, api_version: str | None = None, deployment: str | None = None):
+        """`timeout`: seconds per request; `retries`: the client's max_retries; `api_version`/`deployment`: Azure
+        OpenAI (see the module docstring)."""
         super().__init__(model, max_tokens)
         if deployment and not api_version:
             raise UserError(f"judge openai:{model}: deployment= is Azure OpenAI's and needs api_version= too")
         api_key_env = api_key_env or ("AZURE_OPENAI_API_KEY" if api_version else "OPENAI_API_KEY")
-        for name, value, low in (("concurrency", concurrency, 1), ("timeout", timeout, 1e-3), ("retries", retries, 0),
-                                 ("backoff", backoff, 0)):
+        for name, value, low in (("concurrency", concurrency, 1), ("timeout", timeout, 1e-3), ("retries", retries, 0)):
             if value < low:
                 raise UserError(f"judge openai:{model}: option {name} must be >= {low:g} (got {value:g})")
         try:
@@ -71,14 +69,14 @@ class OpenAIJudge(Judge):
                 raise UserError(f"judge openai:{model}: environment variable {api_key_env} is not set; export it, "
                                 f"or add ?api_key_env=none for a local server that needs no key")
         self.base_url, self.api_key_env = base_url.rstrip("/"), api_key_env
-        self.concurrency, self.timeout, self.retries, self.backoff = concurrency, timeout, retries, backoff
+        self.concurrency, self.timeout, self.retries = concurrency, timeout, retries
         self._openai = openai
         self.api_version, self.deployment = api_version, (deployment or model) if api_version else None
         if api_version:
             self._client = openai.AzureOpenAI(api_key=key, azure_endpoint=self.base_url, api_version=api_version,
-                                              timeout=timeout, max_retries=0)
+                                              timeout=timeout, max_retries=retries)
         else:
-            self._client = openai.OpenAI(api_key=key, base_url=self.base_url, timeout=timeout, max_retries=0)
+            self._client = openai.OpenAI(api_key=key, base_url=self.base_url, timeout=timeout, max_retries=retries)
         self.reasoning = bool(REASONING_MODELS.match(model.rsplit("/", 1)[-1].lower()))
         self.token_field = "max_completion_tokens" if self.reasoning else "max_tokens"
         # FastChat's temperature 0, except where the API allows only its default (REASONING_MODELS)
@@ -105,22 +103,19 @@ class OpenAIJudge(Judge):
 
     def complete(self, system: str, user: str) -> str:
         messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
-        attempt = 0
-        while True:
-            try:
-                response = self._create(messages)
-                return response.choices[0].message.content or ""
-            except self._openai.APIError as error:
-                if not self._retryable(error) or attempt == self.retries:
-                    raise self._as_user_error(error, attempt + 1) from None
-            time.sleep(self.backoff * 2 ** attempt)
-            attempt += 1
+        try:
+            response = self._create(messages)  # the client has retried what it retries (module docstring)
+        except self._openai.APIError as error:
+            raise self._as_user_error(error, self.retries + 1 if self._retried(error) else 1) from None
+        return response.choices[0].message.content or ""
 
-    def _retryable(self, error: Exception) -> bool:
+    def _retried(self, error: Exception) -> bool:
+        """Whether the client retried this error before giving up (its own rule, for the message's try count)."""
         openai = self._openai
-        if isinstance(error, (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError)):
+        if isinstance(error, openai.APIConnectionError):  # timeouts too
             return True
-        return isinstance(error, openai.APIStatusError) and error.status_code >= 500
+        return isinstance(error, openai.APIStatusError) and (error.status_code in (408, 409, 429)
+                                                            or error.status_code >= 500)
 
     def _as_user_error(self, error: Exception, tries: int) -> UserError:
         openai, where = self._openai, f"judge openai:{self.model} at {self.base_url}"
