@@ -7,7 +7,8 @@ Two readers of the same files:
 - training: `instruction_records` turns each record into an instruction record in lm-eval's gsm8k format,
   instruction `Question: <question>\\nAnswer:` and output ` <answer>` (the worked solution, calculator annotations
   and `#### <number>` kept, as in lm-eval's few-shot examples), so `data.template: plain` trains on exactly the
-  text the evaluation prompts with. datasets/records.py turns any JSON / JSONL file of such records into these (`is_gsm8k`).
+  text the evaluation prompts with. datasets/records.py turns any JSON / JSONL file of such records into these
+  (`is_gsm8k`).
 """
 
 from __future__ import annotations

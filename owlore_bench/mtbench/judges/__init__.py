@@ -13,8 +13,8 @@ A judge spec is `BACKEND:MODEL`, optionally followed by `?key=value&key=value` o
 The model name runs from the first ':' to the first '?' (so 'org/name' and Ollama's 'llama3:8b' work).
 Options of openai: base_url, api_key_env ('none' for a server without a key), concurrency, timeout (s),
 retries (the openai client's max_retries, with its own backoff), api_version + deployment (Azure OpenAI: base_url
-is the azure endpoint). Options of hf: dtype, device, batch_size, prefill. Every judge decodes at temperature 0 and writes
-at most `max_tokens` tokens per reply (FastChat: 2048).
+is the azure endpoint). Options of hf: dtype, device, batch_size, prefill. Every judge decodes at temperature 0
+and writes at most `max_tokens` tokens per reply (FastChat: 2048).
 """
 
 from __future__ import annotations
