@@ -12,6 +12,7 @@ import importlib
 import os
 import sys
 import traceback
+import warnings
 
 from owlore_bench import __version__
 from owlore_bench.errors import UserError
@@ -63,8 +64,20 @@ def build_parser(commands: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """The suite's own warnings (a clamped rank, a skipped record) as one line a user can act on, without the
+    file, line number and source line Python's default format adds; other packages' warnings keep theirs."""
+    if "owlore_bench" in str(filename) or "/methods/" in str(filename):
+        return f"owlore-bench: warning: {message}\n"
+    return _default_format(message, category, filename, lineno, line)
+
+
+_default_format = warnings.formatwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    warnings.formatwarning = _one_line_warning
     command = next((arg for arg in argv if not arg.startswith("-")), None)
     parser = build_parser([command] if command in COMMANDS else [])
     args = parser.parse_args(argv)

@@ -48,6 +48,11 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
 
 def load_model(name: str, dtype: str = "auto", device: str = "auto") -> tuple[torch.nn.Module, Any]:
     """(model, tokenizer) for an HF id / local path / .gguf file / built-in name, on the resolved device and dtype."""
+    from transformers.utils import logging as transformers_logging
+
+    # transformers' own "Loading weights" / "Writing model shards" bars (loading here, saving the trained model
+    # later): seconds long and nothing to act on; the run's own bar and summary line say what happens
+    transformers_logging.disable_progress_bar()
     target_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, target_device)
     if name == "tiny-llama":

@@ -90,3 +90,19 @@ def test_building_a_galore_optimizer_is_silent_and_offline():
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "attempts 0"
     assert "kernels-community" not in done.stderr and "gemm_4bit" not in done.stderr, done.stderr
+
+
+def test_train_and_eval_outside_a_git_checkout_print_nothing_unactionable(tmp_path, tiny_data):
+    """No 'fatal: not a git repository' (lm-eval's git-hash lookup), no FutureWarning, no traceback; a warning of
+    the suite's own is one 'owlore-bench: warning:' line."""
+    from conftest import run_cli
+
+    train = run_cli("train", "--method", "galore", "--model", "tiny-llama", "--data", str(tiny_data), "--template",
+                    "plain", "--steps", "1", "--batch-size", "2", "--max-length", "64", "--set",
+                    "train.progress=false", "--out", str(tmp_path / "run"), cwd=tmp_path)
+    evaluate = run_cli("eval", "--run", str(tmp_path / "run"), "--tasks", "boolq_labels", "--limit", "2", cwd=tmp_path)
+    for done in (train, evaluate):
+        assert done.returncode == 0, done.stderr
+        assert "fatal:" not in done.stderr and "FutureWarning" not in done.stderr and "Traceback" not in done.stderr
+    assert [line for line in train.stderr.splitlines() if line] == [
+        line for line in train.stderr.splitlines() if line.startswith("owlore-bench: warning: galore rank")]
