@@ -112,8 +112,9 @@ def test_check_tasks_unknown_name_suggests_the_close_one():
 
 def test_check_tasks_names_missing_local_data(tmp_path, monkeypatch):
     monkeypatch.setenv(DATA_ENV, str(tmp_path / "nowhere"))
-    with pytest.raises(UserError, match=f"boolq_choices.*{DATA_ENV}") as error:
-        check_tasks(["boolq_choices"])
+    check_tasks(["boolq_choices"])  # embedded in the package: no data folder needed
+    with pytest.raises(UserError, match=f"hellaswag_choices.*{DATA_ENV}") as error:
+        check_tasks(["hellaswag_choices"])
     assert "\n" not in str(error.value)
 
 

@@ -133,7 +133,7 @@ def test_embedded_training_data_and_your_own_bigbench_work_from_the_wheel(venv, 
     rows = json.loads((outside / "bb.json").read_text())["rows"]
     assert [row["n"] for row in rows if row["task"] == "bb_navigate" and row["metric"] == "acc"] == [4]
     _run([str(venv / "owlore-bench"), "train", "--method", "full_ft", "--model", "tiny-llama", "--data",
-          "commonsense:openbookqa", "--steps", "1", "--batch-size", "2", "--max-length", "64", "--out", "cs"],
+          "commonsense:openbookqa", "--steps", "1", "--batch-size", "2", "--max-length", "512", "--out", "cs"],
          cwd=outside, env=env)
     summary = json.loads((outside / "cs" / "summary.json").read_text())
     assert summary["status"] == "ok" and summary["data_sources"][0]["source"] == "commonsense:openbookqa"
