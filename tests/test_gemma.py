@@ -97,3 +97,19 @@ def test_each_paper_method_trains_gemma3_a_few_steps(method, config, tmp_path):
     assert summary["steps"] == 3 and math.isfinite(summary["final_loss"])
     if method in ("galore", "owlore"):  # Gemma's seven projections of all 18 layers
         assert sum(summary["method_info"]["projected_matrices"].values()) == 7 * 18
+
+
+def test_run_model_puts_an_experiment_on_another_model_in_its_own_folder():
+    from conftest import REPO_ROOT
+
+    from owlore_bench.commands.run import on_model
+    from owlore_bench.experiment import load_experiment, plan
+
+    experiment = load_experiment(REPO_ROOT / "configs" / "quickstart.yaml")
+    moved = on_model(experiment, "gemma3-270m", out=None)
+    assert moved.model == "gemma3-270m" and moved.reference is None  # SmolLM2's reference is not Gemma's
+    assert moved.out_dir == Path(f"{experiment.out_dir}-gemma3-270m")
+    assert {unit.run.model for unit in plan(moved) if unit.run is not None} == {"gemma3-270m"}
+    assert on_model(experiment, "/models/My Model.gguf", out=None).out_dir.name == "quickstart-My-Model"
+    given = load_experiment(REPO_ROOT / "configs" / "quickstart.yaml", out="elsewhere")  # as `run --out` loads it
+    assert on_model(given, "gemma3-270m", out="elsewhere").out_dir == Path("elsewhere")

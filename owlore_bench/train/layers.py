@@ -1,7 +1,9 @@
-"""Find the decoder-layer list of an HF causal LM (Llama, Mistral, Qwen2, Gemma, GPT-2 style), peft wrappers included.
+"""Find the decoder-layer list of an HF causal LM (Llama, Mistral, Qwen, Gemma, Phi-3, OLMo2, StableLM, Granite,
+GPT-NeoX, GPT-2, OPT, Falcon), peft wrappers included, and name what is inside it.
 
-Layer-sampling methods and the outlier analysis both need "the list of transformer blocks"; everything outside
-that list (token embeddings, final norm, lm_head) is what layer-sampling methods always train.
+Layer-sampling methods, BAdam's blocks, the GaLore family's targets and the outlier analysis all need "the list
+of transformer blocks"; everything outside that list (token embeddings, final norm, lm_head) is what
+layer-sampling methods always train.
 """
 
 from __future__ import annotations
