@@ -16,7 +16,8 @@ What the official code does (OwLore at e415973 on LMFlow; ../shared/docs/METHODS
 
 Written from that description, not from methods/lisa.py, so that one bug cannot hide on both sides of the
 comparison (benchmarks/bench_vs_reference.py). Shared with the suite: the memory ledger and the phase timer (they
-only observe), the decoder-layer lookup and the choice of GaLore targets (galore_targets).
+only observe) and the decoder-layer lookup. The GaLore targets are the official rule (official_targets), not the
+suite's (every 2-D weight of the decoder layers): the two agree on Llama-shaped models.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ import torch
 
 from owlore_bench.errors import UserError
 from owlore_bench.memory.ledger import MemoryLedger
-from owlore_bench.train.galore_groups import galore_targets
 from owlore_bench.train.layers import decoder_layers
 from owlore_bench.train.phases import PhaseTimer
 
@@ -53,13 +53,20 @@ class OfficialSettings:
     seed: int = 0  # seed of the layer draws
 
 
+def official_targets(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """The `.weight` of every nn.Linear whose module name contains "attn" or "mlp" (the official OwLore code's
+    galore target rule, from galore-torch's README)."""
+    return [module.weight for name, module in model.named_modules()
+            if isinstance(module, torch.nn.Linear) and any(key in name for key in ("attn", "mlp"))]
+
+
 def official_galore_groups(model: torch.nn.Module, settings: OfficialSettings) -> list[dict[str, Any]]:
     """The official param groups: every attn/mlp Linear weight in one GaLore group, all other parameters plain.
 
     Frozen or not, every parameter is in: the optimizer is built once and never rebuilt. No rank clamping (the
     official code has none).
     """
-    low_rank = list(galore_targets(model).values())
+    low_rank = official_targets(model)
     low_rank_ids = {id(p) for p in low_rank}
     plain = [p for p in model.parameters() if id(p) not in low_rank_ids]
     return [{"params": plain},

@@ -1,6 +1,6 @@
 """APOLLO and APOLLO-Mini (apollo-torch 1.0.3): full-parameter training whose AdamW moments live in a random
-rank-r projection of each attn/mlp gradient and only set a channel-wise (APOLLO) or tensor-wise (Mini) scale of
-the raw gradient: SGD-like optimizer memory.
+rank-r projection of each decoder-layer matrix's gradient and only set a channel-wise (APOLLO) or tensor-wise
+(Mini) scale of the raw gradient: SGD-like optimizer memory.
 
 Param groups: GaLore's (owlore_bench/train/galore_groups.py), plus the keys APOLLOAdamW reads (`proj`,
 `scale_type`); embeddings, norms and lm_head are plain Adam in the same optimizer. Defaults from the
@@ -15,13 +15,18 @@ from typing import Literal
 
 from pydantic import Field
 
-from owlore_bench import MethodConfig, register_method
+from owlore_bench import register_method
 from owlore_bench.method import import_reference
 from owlore_bench.methods.full_ft import FullFineTuning
-from owlore_bench.train.galore_groups import galore_param_groups, projected_groups
+from owlore_bench.train.galore_groups import (
+    ProjectionTargetsConfig,
+    RecordsProjectedMatrices,
+    galore_param_groups,
+    projected_groups,
+)
 
 
-class ApolloConfig(MethodConfig):
+class ApolloConfig(ProjectionTargetsConfig):
     rank: int = Field(256, gt=0, description="rank of the auxiliary projection (clamped per matrix to min(m, n))")
     scale: float = Field(1.0, gt=0, description="the scaled update is multiplied by sqrt(scale)")
     scale_type: Literal["channel", "tensor"] = Field("channel", description="one scaling factor per channel, or one "
@@ -60,7 +65,7 @@ def seeds_outside_fake_mode(random_projector) -> None:
 
 
 @register_method("apollo")
-class Apollo(FullFineTuning):
+class Apollo(RecordsProjectedMatrices, FullFineTuning):
     """APOLLO (apollo-torch): AdamW-like update with channel-wise scales from rank-256 random projections."""
 
     Config = ApolloConfig
@@ -71,7 +76,7 @@ class Apollo(FullFineTuning):
         seeds_outside_fake_mode(apollo_torch.random_projector)
         c = self.config
         groups = galore_param_groups(model, rank=c.rank, update_proj_gap=c.update_proj_gap, scale=c.scale,
-                                     proj_type=c.proj_type)
+                                     proj_type=c.proj_type, target_modules=c.target_modules)
         groups = projected_groups(groups, proj=c.proj, scale_type=c.scale_type)
         return apollo_torch.APOLLOAdamW(groups, lr=lr, weight_decay=weight_decay, scale_front=c.scale_front,
                                         disable_nl=not c.norm_growth_limiter)

@@ -9,6 +9,13 @@ block, which the loop's metrics record as `active_block`). As in the package, th
 Ratio mode: badam.BlockOptimizerRatio trains a fraction `update_ratio` of every matrix at once (its gradients
 are made sparse by hooks inside backward), the slice moving every K steps; sparse Adam, no weight decay.
 
+The blocks come from the model's structure (badam_blocks: one per decoder layer of owlore_bench/train/layers.py,
+then each input embedding if included, then everything else if lm_head is included), in the order the package's
+own inference gives them on Llama; its name patterns (`layers.N.`, `embed`) find no layer of GPT-2 or Falcon
+(`transformer.h.N`) and no embedding named `wte`. In ratio mode the embedding and output layer the package freezes
+are the model's own (get_input_embeddings / get_output_embeddings), not the first names containing "embed" and
+"lm_head" (GPT-2's embedding is `wte`; a tied output has no name of its own).
+
 Where the memory lives, for the ledger: the package keeps the Adam state in its base optimizer and the fp32
 master copies beside it (not in `optimizer.state`); _BlockOptimizer shows both there, changing nothing else.
 
@@ -32,6 +39,7 @@ from torch._subclasses.fake_tensor import unset_fake_temporarily
 
 from owlore_bench import Method, MethodConfig, register_method
 from owlore_bench.method import import_reference
+from owlore_bench.train.layers import layer_names
 
 
 class BAdamConfig(MethodConfig):
@@ -52,6 +60,40 @@ class BAdamConfig(MethodConfig):
     eps: float = Field(1e-8, gt=0, description="Adam epsilon")
 
 
+def badam_blocks(model: torch.nn.Module, include_embedding: bool, include_lm_head: bool) -> list[list[str]]:
+    """BAdam's blocks as the package takes them (lists of parameter-name prefixes; a parameter is in a block if
+    one of them is part of its name), in parameter order: each decoder layer, each input embedding (an
+    nn.Embedding outside the layers) if include_embedding, and one block of every other parameter if
+    include_lm_head."""
+    layers = [f"{name}." for name in layer_names(model)]
+    embeddings = {f"{name}." for name, module in model.named_modules() if isinstance(module, torch.nn.Embedding)}
+    blocks: list[list[str]] = []
+    others: list[str] = []
+    for name, _ in model.named_parameters():
+        owner = next((prefix for prefix in layers if name.startswith(prefix)), None)
+        if owner is None and include_embedding:
+            owner = next((prefix for prefix in embeddings if name.startswith(prefix)), None)
+        if owner is None:
+            others.append(name)
+        elif [owner] not in blocks:
+            blocks.append([owner])
+    return blocks + ([others] if include_lm_head and others else [])
+
+
+def _ratio_optimizer_class(badam: Any) -> type:
+    class _BlockOptimizerRatio(badam.BlockOptimizerRatio):
+        """badam.BlockOptimizerRatio that freezes the model's own embedding and output weights (module docstring)."""
+
+        def __init__(self, *args, embedding: torch.nn.Parameter, output: torch.nn.Parameter, **kwargs):
+            self._embedding, self._output = embedding, output
+            super().__init__(*args, **kwargs)
+
+        embedding_layer = property(lambda self: self._embedding)
+        lm_head_layer = property(lambda self: self._output)
+
+    return _BlockOptimizerRatio
+
+
 def _block_optimizer_class(badam: Any) -> type:
     class _BlockOptimizer(badam.BlockOptimizer):
         """badam.BlockOptimizer whose `state` shows the ledger where its memory is: the base optimizer's Adam
@@ -63,8 +105,7 @@ def _block_optimizer_class(badam: Any) -> type:
 
         def __init__(self, base_optimizer, named_parameters_list, seed: int, **options: Any):
             if options.get("switch_mode") == "random":
-                count = len(self.infer_param_groups([name for name, _ in named_parameters_list],
-                                                    options["include_embedding"], options["include_lm_head"]))
+                count = len(options["block_prefix_list"])
                 with unset_fake_temporarily():
                     self.block_order = torch.randperm(count, generator=torch.Generator().manual_seed(seed)).tolist()
                 options["start_block"] = self.block_order.pop()
@@ -103,7 +144,14 @@ class BAdam(Method):
 
     def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
         model.requires_grad_(True)  # the block optimizer freezes all but its active block when it is built
+        self.blocks = badam_blocks(model, self.config.include_embedding, self.config.include_lm_head)
         return model
+
+    def run_info(self) -> dict[str, Any]:
+        if self.config.mode == "ratio":
+            return {}
+        return {"blocks": [block if len(block) <= 3 else [*block[:2], f"... {len(block)} names"]
+                           for block in getattr(self, "blocks", [])]}
 
     def build_optimizer(self, model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
         badam = import_reference("badam", self.name, self.reference_package)
@@ -111,15 +159,18 @@ class BAdam(Method):
         named = list(model.named_parameters())
         if c.mode == "ratio":
             params = [param for _, param in named]
-            return badam.BlockOptimizerRatio(
+            embedding = model.get_input_embeddings().weight
+            output = getattr(model.get_output_embeddings(), "weight", embedding)
+            return _ratio_optimizer_class(badam)(
                 param_groups=[{"params": params}], named_parameters_list=named, switch_every=c.switch_every,
                 update_ratio=c.update_ratio, mask_mode=c.mask_mode, lr=lr, betas=c.betas, eps=c.eps, verbose=0,
-                include_embedding=c.include_embedding, include_lm_head=c.include_lm_head)
+                include_embedding=c.include_embedding, include_lm_head=c.include_lm_head, embedding=embedding,
+                output=output)
         base = torch.optim.AdamW([param for _, param in named], lr=lr, weight_decay=weight_decay, betas=c.betas,
                                  eps=c.eps)
         self.optimizer = _block_optimizer_class(badam)(
             base, named, seed=c.seed if c.seed is not None else torch.initial_seed(),  # = train.seed in a run
-            switch_block_every=c.switch_every, switch_mode=c.switch_mode, verbose=0,
+            block_prefix_list=self.blocks, switch_block_every=c.switch_every, switch_mode=c.switch_mode, verbose=0,
             include_embedding=c.include_embedding, include_lm_head=c.include_lm_head)
         return self.optimizer
 

@@ -69,5 +69,5 @@ class GaLore8bit(GaLore):
     def build_optimizer(self, model, lr, weight_decay):
         c = self.config
         groups = galore_param_groups(model, rank=c.rank, update_proj_gap=c.update_proj_gap, scale=c.scale,
-                                     proj_type=c.proj_type)
+                                     proj_type=c.proj_type, target_modules=c.target_modules)
         return galore_adamw_8bit(groups, lr=lr, weight_decay=weight_decay)

@@ -3,8 +3,9 @@
 Every `interval` (K) steps γ decoder layers are drawn (rule: `sampling`) and only they, plus everything outside
 the decoder layers (embeddings, final norm, lm_head), are trained. ONE optimizer is built over all parameters
 at the start; the active set is controlled by requires_grad, and on each switch the leaving layers' gradients
-and optimizer state are freed (unless keep_state). With low_rank, the sampled layers' attn/mlp Linears get
-GaLore updates (that is OwLore). Ablations are configs of this one class, not new classes.
+and optimizer state are freed (unless keep_state). With low_rank, the sampled layers' weight matrices (every 2-D
+weight of a decoder layer, or `target_modules`: owlore_bench/train/galore_groups.py) get GaLore updates (that is
+OwLore). Ablations are configs of this one class, not new classes.
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ from pydantic import Field, create_model
 from owlore_bench import Method, MethodConfig, UserError, register_method
 from owlore_bench.analysis.calibration import windows_for
 from owlore_bench.analysis.outliers import cached_outlier_ratios, read_ratio_file, tokenizer_for
-from owlore_bench.train.galore_groups import galore_adamw, galore_param_groups
+from owlore_bench.train.galore_groups import (
+    ProjectionTargetsConfig,
+    galore_adamw,
+    galore_param_groups,
+    projected_info,
+    projection_targets,
+)
 from owlore_bench.train.layers import decoder_layers
 from owlore_bench.train.sampling import (
     OUTLIER_MODES,
@@ -37,7 +44,7 @@ _FIELDS: dict[str, tuple[Any, dict[str, Any], str]] = {
     "interval": (int, {"gt": 0}, "K: steps between draws of the active layers (draws at steps 0, K, 2K, ...)"),
     "sampling": (SamplingMode, {}, "layer probability rule: uniform, outlier (D_l / sum D), outlier_reverse, "
                                    "increase (p ∝ l+1), decrease (p ∝ L-l)"),
-    "low_rank": (bool, {}, "GaLore updates on the sampled layers' attn/mlp Linears (False: plain AdamW)"),
+    "low_rank": (bool, {}, "GaLore updates on the sampled layers' weight matrices (False: plain AdamW)"),
     "rank": (int, {"gt": 0}, "GaLore rank (clamped per matrix to min(m, n), with a warning)"),
     "update_proj_gap": (int, {"gt": 0}, "GaLore: optimizer steps of a matrix between SVD refreshes"),
     "scale": (float, {"gt": 0}, "GaLore scale: projected weights train at lr * scale"),
@@ -65,7 +72,7 @@ def layer_sampling_config(class_name: str, **defaults: Any) -> type[MethodConfig
     values = {**_SHARED_DEFAULTS, **defaults}
     fields = {name: (kind, Field(values[name], description=text, **limits))
               for name, (kind, limits, text) in _FIELDS.items()}
-    return create_model(class_name, __base__=MethodConfig, **fields)
+    return create_model(class_name, __base__=ProjectionTargetsConfig, **fields)  # + target_modules (low_rank)
 
 
 LisaConfig = layer_sampling_config("LisaConfig", gamma=2, interval=3, sampling="uniform")
@@ -84,12 +91,14 @@ class LayerSampling(Method):
         self.sampler: LayerSampler | None = None
         self.probabilities: np.ndarray | None = None
         self.outlier_info: dict[str, Any] = {}
+        self.projected: dict[str, Any] = {}  # low_rank: the matrices GaLore projects (summary.json)
 
     def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
         self.layers = decoder_layers(model)
         count = len(self.layers)
         if self.config.gamma > count:
             raise UserError(f"{self.name}.gamma: {self.config.gamma} is more than the model's {count} decoder layers")
+        self._check_targets(model)  # before the outlier ratios: a wrong list costs no calibration pass
         ratios = self._outlier_ratios(model, count) if self.config.sampling in OUTLIER_MODES else None
         self.probabilities = layer_probabilities(self.config.sampling, count, ratios)
         possible = int((self.probabilities > 0).sum())
@@ -99,6 +108,15 @@ class LayerSampling(Method):
         model.requires_grad_(True)  # always-trained parts stay trainable; layers wait for the first draw
         set_layers_trainable(self.layers, [])
         return model
+
+    def _check_targets(self, model: torch.nn.Module) -> None:
+        """Refuse target_modules without low_rank, or matching no matrix; record the matrices GaLore projects."""
+        field = f"{self.name}.target_modules"
+        if not self.config.low_rank:
+            if self.config.target_modules is not None:
+                raise UserError(f"{field}: only used with low_rank: true (GaLore on the sampled layers); remove it")
+            return
+        self.projected = projected_info(projection_targets(model, self.config.target_modules, field))
 
     def _outlier_ratios(self, model: torch.nn.Module, count: int) -> np.ndarray:
         c = self.config
@@ -116,7 +134,8 @@ class LayerSampling(Method):
     def build_optimizer(self, model, lr, weight_decay):
         c = self.config
         groups = galore_param_groups(model, rank=c.rank, update_proj_gap=c.update_proj_gap, scale=c.scale,
-                                     proj_type=c.proj_type, low_rank=c.low_rank, include_frozen=True)
+                                     proj_type=c.proj_type, low_rank=c.low_rank, include_frozen=True,
+                                     target_modules=c.target_modules)
         if c.low_rank:
             return galore_adamw(groups, lr=lr, weight_decay=weight_decay)
         return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
@@ -153,4 +172,4 @@ class LayerSampling(Method):
         inclusion = inclusion_probabilities(self.probabilities, self.config.gamma) if small else None
         return {"layer_probabilities": [float(p) for p in self.probabilities],
                 "inclusion_probabilities": None if inclusion is None else [float(p) for p in inclusion],
-                **({"outliers": self.outlier_info} if self.outlier_info else {})}
+                **({"outliers": self.outlier_info} if self.outlier_info else {}), **self.projected}

@@ -17,7 +17,7 @@ OwLoreFullRankConfig = layer_sampling_config("OwLoreFullRankConfig", gamma=5, in
 
 @register_method("owlore")
 class OwLore(LayerSampling):
-    """OwLore: γ=5 layers drawn every 50 steps with p ∝ outlier ratio D_l, GaLore (rank 256) on their Linears."""
+    """OwLore: γ=5 layers drawn every 50 steps with p ∝ outlier ratio D_l, GaLore (rank 256) on their matrices."""
 
     Config = OwLoreConfig
     reference_package = "galore-torch"

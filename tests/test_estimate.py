@@ -147,7 +147,7 @@ def test_cli_prints_and_writes_the_comparison(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--model", "llama-7b"], "unknown architecture 'llama-7b'"),
-    (["--methods", "lisa", "--set", "lisa.gamma=99"], "lisa.gamma: 99 is more than"),
+    (["--methods", "lisa", "--set", "lisa.gamma=0"], "lisa.gamma"),
 ])
 def test_cli_bad_input_is_one_line_exit_2(args, message):
     done = run_cli("memory", "--model", "tiny-llama", "--seq-len", "8", "--batch-size", "1", *args)
@@ -155,6 +155,15 @@ def test_cli_bad_input_is_one_line_exit_2(args, message):
     lines = [line for line in done.stderr.splitlines() if line.startswith("owlore-bench")]
     assert len(lines) == 1 and message in lines[0], done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_setting_the_model_cannot_take_is_its_rows_one_line_and_the_table_goes_on():
+    done = run_cli("memory", "--model", "tiny-llama", "--seq-len", "8", "--batch-size", "1", "--methods",
+                   "lisa,full_ft", "--set", "lisa.gamma=99")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    rows = {line.split()[0]: line for line in done.stdout.splitlines()[2:]}
+    assert "failed" in rows["lisa"] and "lisa.gamma: 99 is more than the model's 4 decoder layers" in rows["lisa"]
+    assert rows["full_ft"].split()[1] != "-"  # estimated
 
 
 @pytest.mark.parametrize("args, message", [

@@ -15,7 +15,7 @@ from owlore_bench.models import tiny_llama
 from owlore_bench.registry import build_method
 from owlore_bench.results import read_jsonl
 from owlore_bench.train.data import TrainingData
-from owlore_bench.train.galore_groups import galore_param_groups, galore_targets
+from owlore_bench.train.galore_groups import galore_param_groups, projection_targets
 from owlore_bench.train.loop import train
 from owlore_bench.train.tokenize import tokenize_record
 
@@ -37,7 +37,7 @@ def one_step(method_name: str, **overrides):
 
 def test_targets_are_the_seven_projections_of_every_layer():
     model, _ = tiny_llama()
-    names = galore_targets(model)
+    names = projection_targets(model)
     assert len(names) == 7 * 4
     projections = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
     assert {n.split(".")[-2] for n in names} == projections
@@ -46,7 +46,7 @@ def test_targets_are_the_seven_projections_of_every_layer():
 
 def test_galore_state_shapes_follow_the_std_rule():
     model, optimizer = one_step("galore", rank=8)
-    targets = {id(p): name for name, p in galore_targets(model).items()}
+    targets = {id(p): name for name, p in projection_targets(model).items()}
     checked = 0
     for param, state in optimizer.state.items():
         m, n = param.shape[0], param.shape[-1]
@@ -122,8 +122,9 @@ def test_one_step_on_one_matrix_is_the_hand_computed_projected_adam_update(shape
     rows, cols = shape
     rank, scale, lr, weight_decay = 2, 0.25, 1e-2, 0.1
     generator = torch.Generator().manual_seed(0)
-    model = torch.nn.ModuleDict({"mlp": torch.nn.Linear(cols, rows, bias=False)})  # "mlp": a GaLore target
-    weight = model["mlp"].weight
+    # one decoder layer holding one matrix: a GaLore target (every 2-D weight of the decoder layers is one)
+    model = torch.nn.ModuleDict({"layers": torch.nn.ModuleList([torch.nn.Linear(cols, rows, bias=False)])})
+    weight = model["layers"][0].weight
     with torch.no_grad():
         weight.copy_(torch.randn(shape, generator=generator))
     grad = torch.randn(shape, generator=generator)

