@@ -1,7 +1,7 @@
 """The results store: atomic JSON files, an append-only metrics log, and run provenance.
 
-Layout of one run: <dir>/config.json (resolved config), metrics.jsonl (one line per step), summary.json,
-eval.json, checkpoint/ (while resumable), model/ (trained weights or adapter).
+Layout of one run: `<dir>/config.json` (resolved config), `metrics.jsonl` (one line per step), `summary.json`,
+`eval.json`, `checkpoint/` (while resumable), `model/` (trained weights or adapter).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """`owlore-bench report DIR --html`: one self-contained report.html that opens on an air-gapped cluster.
 
 Everything is inside the file: the CSS is inline, every figure is the same matplotlib Figure the PNGs come from
-(plots.py, mtbench/radar.py) saved as SVG and embedded as a data: URI (an <img> each, so the SVGs' internal ids
+(plots.py, mtbench/radar.py) saved as SVG and embedded as a data: URI (an `<img>` each, so the SVGs' internal ids
 cannot clash), and no script, font or stylesheet is fetched. The tables are the report's own display frames
 (render.display_frame, delta_tables.delta_display, styled for HTML), so a column added to the numbers or delta
 table shows up here too. Every string from the store (labels, configs, errors) goes through html.escape. The

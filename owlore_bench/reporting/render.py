@@ -192,9 +192,9 @@ def render_latex(table: pd.DataFrame) -> str:
 
 
 def csv_frame(table: pd.DataFrame) -> pd.DataFrame:
-    """The numbers flattened to snake_case columns: <column>_mean/_std/_n (n = seeds), task columns named
-    <task>_<metric>[_<k>shot] (percent), peak_mem_bytes (bytes); with per-question outcomes also
-    <column>_ci_low/_ci_high (95 %, percent) and <column>_questions; forgetting_delta_ce_* in nats."""
+    """The numbers flattened to snake_case columns: `<column>_mean` / `_std` / `_n` (n = seeds), task columns
+    named `<task>_<metric>[_<k>shot]` (percent), `peak_mem_bytes` (bytes); with per-question outcomes also
+    `<column>_ci_low` / `_ci_high` (95 %, percent) and `<column>_questions`; `forgetting_delta_ce_*` in nats."""
     flat = pd.DataFrame({"row": table.index})
     for key in ("experiment", "label", "method", "status", "runs", "ok_runs"):
         flat[key] = table[(key, "")].to_numpy()
