@@ -49,6 +49,9 @@ class Method:
     # The pip distribution whose code does this method's work (e.g. "galore-torch", "peft"; "torch" when it is
     # plain torch). `owlore-bench methods` prints it with its installed version (importlib.metadata).
     reference_package: ClassVar[str] = "torch"
+    # Other pip distributions whose code the method calls (galore_8bit: bitsandbytes' 8-bit states). Every run's
+    # summary.json records the versions of these and reference_package (packages(), results.provenance).
+    other_packages: ClassVar[tuple[str, ...]] = ()
     # Why this method cannot train data parallel (`--nproc N`), or None where it can; a property where it depends
     # on the config. Checked before any training (owlore_bench/train/distributed.py: check_data_parallel).
     no_data_parallel: ClassVar[str | None] = None
@@ -58,6 +61,11 @@ class Method:
 
     def __init__(self, config: MethodConfig | None = None):
         self.config = config if config is not None else self.Config()
+
+    @classmethod
+    def packages(cls) -> tuple[str, ...]:
+        """The pip distributions that do this method's work: reference_package, then other_packages."""
+        return (cls.reference_package, *cls.other_packages)
 
     @classmethod
     def description(cls) -> str:

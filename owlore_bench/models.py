@@ -42,10 +42,11 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """auto → bf16 on CUDA, fp32 on CPU (CPU bf16 matmuls are slow and lossy here)."""
+    """auto → bf16 on CUDA, fp32 on CPU (CPU bf16 matmuls are slow and lossy here). fp16 is offered where only
+    inference runs (`mtbench answer`, FastChat's default on CUDA); torch runs it on CPU too, far slower than fp32."""
     if dtype == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return {"bf16": torch.bfloat16, "fp32": torch.float32}[dtype]
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype]
 
 
 def load_model(name: str, dtype: str = "auto", device: str = "auto") -> tuple[torch.nn.Module, Any]:

@@ -1,7 +1,7 @@
 """The results store: atomic JSON files, an append-only metrics log, and run provenance.
 
-Layout of one run: <dir>/config.json (resolved config), metrics.jsonl (one line per step), summary.json,
-eval.json, checkpoint/ (while resumable), model/ (trained weights or adapter).
+Layout of one run: `<dir>/config.json` (resolved config), `metrics.jsonl` (one line per step), `summary.json`,
+`eval.json`, `checkpoint/` (while resumable), `model/` (trained weights or adapter).
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import os
 import platform
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -149,18 +150,29 @@ class MetricsLog:
             tracker.close()
 
 
-def provenance() -> dict[str, Any]:
-    """Versions, git commit (+ dirty flag) and hardware, for every summary.json."""
-    import torch
-    import transformers
+# The packages every run records; a method adds its own (Method.packages: reference_package, other_packages).
+BASE_PACKAGES = ("torch", "transformers", "peft", "galore-torch", "lm-eval")
 
-    versions = {"python": platform.python_version(), "torch": torch.__version__,
-                "transformers": transformers.__version__}
-    for name in ("peft", "galore_torch", "lm_eval"):
+
+def package_versions(packages: Iterable[str] = ()) -> dict[str, str | None]:
+    """{package: installed version, None if not installed} for BASE_PACKAGES and `packages` (pip distribution
+    names), read from the installed metadata (importlib.metadata) without importing them: galore-torch has no
+    `__version__`. Keys are the names with '-' as '_' ('galore_torch', 'lm_eval', as summary.json always had)."""
+    versions: dict[str, str | None] = {}
+    for package in dict.fromkeys([*BASE_PACKAGES, *packages]):
         try:
-            versions[name] = __import__(name).__version__
-        except (ImportError, AttributeError):
-            versions[name] = None
+            versions[package.replace("-", "_")] = version(package)
+        except PackageNotFoundError:
+            versions[package.replace("-", "_")] = None
+    return versions
+
+
+def provenance(packages: Iterable[str] = ()) -> dict[str, Any]:
+    """Versions (Python, BASE_PACKAGES and `packages`: the run's method's, Method.packages()), git commit
+    (+ dirty flag) and hardware, for every summary.json."""
+    import torch
+
+    versions = {"python": platform.python_version(), **package_versions(packages)}
     repo = Path(__file__).resolve().parent.parent
     git = {"commit": None, "dirty": None}
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 
 from owlore_bench import __version__
@@ -49,3 +51,29 @@ def test_train_and_run_take_underscore_spellings():
     assert (train.batch_size, train.max_length, train.out) == (2, 16, "x")
     run = build_parser().parse_args(["run", "c.yaml", "--output_path", "y"])
     assert run.out == "y"
+
+
+def _flags_without_help(parser: argparse.ArgumentParser, command: str) -> list[str]:
+    found = []
+    for action in parser._actions:  # argparse keeps a parser's arguments and subcommands here (no public accessor)
+        if isinstance(action, argparse._SubParsersAction):
+            for name, subparser in action.choices.items():
+                found += _flags_without_help(subparser, f"{command} {name}")
+        elif action.option_strings and not action.help:
+            found.append(f"{command} {action.option_strings[0]}")
+    return found
+
+
+def test_every_flag_of_every_command_has_help():
+    assert _flags_without_help(build_parser(), "owlore-bench") == []
+
+
+def test_train_help_names_every_data_source_and_the_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    data = text.split("options:", 1)[1].split("--data DATA", 1)[1].split("--template", 1)[0]
+    assert all(scheme in data for scheme in ("commonsense:", "'data:", "bigbench:", "hf://", "hf-dataset://"))
+    assert "--lr LR peak learning rate (default 0.0001)" in text
+    assert "--seed SEED seeds torch, data order and layer sampling (default 0)" in text
+    assert "--steps STEPS optimizer steps to run (40 when neither steps nor epochs is given" in text

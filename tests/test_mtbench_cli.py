@@ -274,3 +274,22 @@ def test_answer_resumes_after_a_torn_last_line(mt_data, tmp_path):
     assert main(answer) == 0
     rows = [json.loads(line) for line in answers.read_text().splitlines()]
     assert [row["question_id"] for row in rows] == sorted(json.loads(line)["question_id"] for line in (first, second))
+
+
+def test_answer_in_fp16_says_on_cpu_that_it_is_meant_for_cuda(mt_data, tmp_path, monkeypatch, capsys):
+    import owlore_bench.models as models
+
+    loaded = []
+    real = models.load_model
+
+    def recording(name, dtype="auto", device="auto"):
+        model, tokenizer = real(name, dtype=dtype, device=device)
+        loaded.append(next(model.parameters()).dtype)
+        return model, tokenizer
+
+    monkeypatch.setattr(models, "load_model", recording)
+    assert main(["mtbench", "answer", "--model", "tiny-llama", "--dtype", "fp16", "--device", "cpu", "--limit", "1",
+                 "--max-new-tokens", "3", "--out", str(tmp_path / "fp16")]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "fp16" in line]
+    assert len(notes) == 1 and "meant for CUDA" in notes[0] and str(loaded) == "[torch.float16]"
+    assert len((tmp_path / "fp16" / "answers.jsonl").read_text().splitlines()) == 1

@@ -257,3 +257,20 @@ def test_prompt_format_of_a_run_is_its_training_template(tiny, tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"data": {"path": "x.json", "template": "plain"}}))
     assert resolve_prompt_format(tokenizer, tmp_path) == "plain"
     assert resolve_prompt_format(tokenizer) == "alpaca"  # the byte tokenizer has no chat template
+
+
+def test_fp16_answers_equal_generate_in_fp16(tmp_path):
+    """`mtbench answer --dtype fp16` (FastChat's dtype on CUDA), checked on CPU: the model loads in fp16 and our
+    batched greedy decoding equals transformers' generate on the same fp16 model, token for token."""
+    from owlore_bench.models import load_model
+
+    model, tokenizer = load_model("tiny-llama", dtype="fp16", device="cpu")
+    assert {parameter.dtype for parameter in model.parameters()} == {torch.float16}
+    model.eval()
+    prompts = [tokenizer(text)["input_ids"] for text in ("Hello there", "A much longer prompt than the first")]
+    batched = decode_batch(model, prompts, temperatures=[0.0, 0.0], generators=[None, None], max_new_tokens=12,
+                           stop_ids=set(), pad_id=tokenizer.pad_token_id)
+    for row, prompt in enumerate(prompts):
+        reference = model.generate(torch.tensor([prompt]), do_sample=False, max_new_tokens=12, eos_token_id=None,
+                                   pad_token_id=tokenizer.pad_token_id)[0, len(prompt):].tolist()
+        assert batched[row] == reference

@@ -315,12 +315,13 @@ def test_the_runner_judges_pairs_after_the_sweep_and_the_report_has_their_table(
     assert len(rows) == 2 * 3 * 2 and len(judge.requests) == 2 * len(rows)
     assert not list(out.rglob("scores-*.json"))  # a pairwise mode grades no single turn
     report = (out / "mt_bench_pairwise.md").read_text()
-    assert "judge scripted:scripted-judge" in report and "| base    | full_ft |" in report
+    slug = pair_file.stem.removesuffix("_pair")  # the judge's one name in every heading, then what it is
+    assert f"judge {slug}: scripted:scripted-judge" in report and "| base    | full_ft |" in report
     assert "| lisa    | full_ft |" in report
     assert "MT-Bench pairwise results are in mt_bench_pairwise.md" in (out / "table.md").read_text()
     assert main(["report", "out", "--html", "--no-plots"]) == 0
     page = (out / "report.html").read_text()
-    assert "MT-Bench pairwise, judge scripted:scripted-judge" in page and "<td>lisa</td>" in page
+    assert f"MT-Bench pairwise, judge {slug}: scripted:scripted-judge" in page and "<td>lisa</td>" in page
     capsys.readouterr()
     assert main(["mtbench", "show", "out"]) == 0
     assert report.split("\n", 1)[1] in capsys.readouterr().out  # the same table, whatever prints it

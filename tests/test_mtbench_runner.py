@@ -53,7 +53,7 @@ def test_every_unit_answers_and_is_judged_and_the_table_has_an_mt_bench_column(s
         assert scores["judge"]["backend"] == "hf" and scores["judge"]["model"] == "tiny-llama"
     table = build_table([out])
     (key,) = [column for column in table.columns.get_level_values(0).unique() if column.startswith("mt_bench:")]
-    assert "MT-Bench (tiny-llama)" in done.stdout and "judge hf:tiny-llama" in done.stdout
+    assert f"MT-Bench ({key.removeprefix('mt_bench:')})" in done.stdout and "judge hf:tiny-llama" in done.stdout
     assert (out / "mt_bench.md").is_file() and "Unparsed" in (out / "mt_bench.md").read_text()
     assert list((out).glob("mt_bench_radar_*.png"))
     for label in ("full_ft", "lisa"):

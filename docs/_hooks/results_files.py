@@ -3,8 +3,9 @@
 A page writes `![memory](../results/quickstart/memory.png)`, which GitHub resolves from docs/. For the site this
 hook copies every such file that exists into the site under its repository path and points the link there. A link
 to a file that does not exist is left as written, so `mkdocs build --strict` fails on it like on any broken link.
-Only non-page files are carried (images, tables as CSV/TeX, JSON): a Markdown file outside docs/ would become a
-page with links of its own, so link those in code spans instead.
+Only non-page files are carried (images, tables as CSV/TeX, JSON, and the committed report.html files, which are
+self-contained: inline CSS, figures as data: URIs, so the copy opens from the built site on disk too): a Markdown
+file outside docs/ would become a page with links of its own, so link those in code spans instead.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from mkdocs.structure.files import File
 
 LINK = re.compile(r"(\]\()([^)\s]+)")  # the target of [text](target) and ![alt](target)
-CARRIED = {".png", ".svg", ".jpg", ".csv", ".tex", ".json", ".txt"}
+CARRIED = {".png", ".svg", ".jpg", ".csv", ".tex", ".json", ".txt", ".html"}
 
 
 def _repo_file(config, page_src_uri: str, target: str) -> str | None:

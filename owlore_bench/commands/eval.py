@@ -39,8 +39,10 @@ def add_parser(subparsers, help_text: str) -> None:
     parser.add_argument("--limit", type=int, help="score at most this many documents per task")
     parser.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=8,
                         help="sequences per forward pass (default 8)")
-    parser.add_argument("--dtype", choices=["auto", "bf16", "fp32"], default="auto")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--dtype", choices=["auto", "bf16", "fp32"], default="auto",
+                        help="weights while scoring: auto (default) = bf16 on CUDA, fp32 on CPU")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                        help="auto (default) = cuda when available, else cpu")
     parser.add_argument("--out", "--output_path", dest="out",
                         help="folder to write eval.json into (a path ending in .json is the file itself, as in "
                              "lm-eval)")

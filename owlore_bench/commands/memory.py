@@ -16,6 +16,7 @@ import yaml
 
 from owlore_bench.commands import output_folder
 from owlore_bench.commands.memory_levers import display_unit, print_levers
+from owlore_bench.commands.memory_paper import add_paper_argument, apply_paper_preset, gb_totals_lines
 from owlore_bench.errors import UserError
 from owlore_bench.memory.estimate import (
     builtin_architectures,
@@ -38,7 +39,8 @@ def add_parser(subparsers, help_text: str) -> None:
                                    description="Peak training memory per method, split into weights / gradients / "
                                                "optimizer / activations (bytes), estimated without real weights.",
                                    epilog="examples:\n"
-                                          "  owlore-bench memory --model llama2-7b --methods full_ft,lora,owlore\n"
+                                          "  owlore-bench memory --paper   # LLaMA2-7B, batch 16 x 512, bf16, "
+                                          "checkpointing; totals in GB too\n"
                                           "  owlore-bench memory --model llama2-7b --methods owlore,lora --levers\n"
                                           "  owlore-bench memory --model smollm2-135m --batch-size 2 --seq-len 64 "
                                           "--dtype fp32 --measure --out runs/memory\n")
@@ -73,6 +75,7 @@ def add_parser(subparsers, help_text: str) -> None:
     parser.add_argument("--cuda-snapshot", metavar="DIR",
                         help="with --measure on CUDA: write each method's allocator timeline (first 2 steps) here")
     parser.add_argument("--out", help="folder for memory.csv, memory.md and memory.png")
+    add_paper_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -242,6 +245,7 @@ def write_outputs(rows: list[dict[str, Any]], out: Path, title: str, notes: list
 
 
 def run(args) -> int:
+    apply_paper_preset(args)
     out = output_folder(args.out) if args.out else None
     check_shape(args.batch_size, args.seq_len)
     if args.measure_steps <= 0:
@@ -263,6 +267,8 @@ def run(args) -> int:
     notes = kept_state_lines(rows, args.steps, args.seed)
     print(title)
     print(display_table(rows).to_string(index=False))
+    if args.paper:
+        print("\n".join(gb_totals_lines(rows)))
     for note in notes:
         print(note)
     if out:

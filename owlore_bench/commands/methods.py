@@ -30,7 +30,7 @@ def installed_version(package: str) -> str:
 def run(args) -> int:
     for name, cls in available_methods().items():
         print(f"{name}: {cls.description()}")
-        print(f"    package: {cls.reference_package} {installed_version(cls.reference_package)}")
+        print("    package: " + "; ".join(f"{package} {installed_version(package)}" for package in cls.packages()))
         for field, info in cls.Config.model_fields.items():
             default = info.default_factory() if info.default_factory else info.default
             shown = "required" if default is PydanticUndefined else f"default {default!r}"

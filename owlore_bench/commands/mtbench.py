@@ -4,6 +4,7 @@ data tree, FastChat-compatible."""
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -115,8 +116,12 @@ def _add_answer(actions, raw) -> None:
     answer.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=8,
                         help="questions decoded together (default 8)")
     answer.add_argument("--seed", type=int, default=0, help="seeds sampled answers per question and turn (default 0)")
-    answer.add_argument("--dtype", choices=["auto", "bf16", "fp32"], default="auto")
-    answer.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    answer.add_argument("--dtype", choices=["auto", "bf16", "fp16", "fp32"], default="auto",
+                        help="weights while answering: auto (default) = bf16 on CUDA, fp32 on CPU; fp16 is what "
+                             "FastChat's gen_model_answer loads on CUDA, to reproduce published answers (on CPU "
+                             "torch runs fp16 too, far slower than fp32)")
+    answer.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                        help="auto (default) = cuda when available, else cpu")
     answer.set_defaults(run=run_answer)
 
 
@@ -173,7 +178,7 @@ def default_model_id(model: str, run_dir: str | None) -> str:
 
 
 def run_answer(args) -> int:
-    from owlore_bench.models import load_model
+    from owlore_bench.models import load_model, resolve_device
     from owlore_bench.mtbench.generate import generate_answers, meta_path
     from owlore_bench.mtbench.pipeline import MTBenchConfig
     from owlore_bench.mtbench.questions import load_questions, select_questions
@@ -191,6 +196,9 @@ def run_answer(args) -> int:
         raise UserError(f"--answer-template {args.answer_template!r} is unknown; use train, chat, fastchat or "
                         f"fastchat:NAME") from None
     out = output_folder(args.out)
+    if args.dtype == "fp16" and resolve_device(args.device).type == "cpu":
+        print("mtbench answer: --dtype fp16 on CPU runs, but far slower than fp32 (torch has few fp16 CPU kernels); "
+              "it is meant for CUDA, where FastChat answers in fp16", file=sys.stderr)
     questions = load_questions()  # before the model: a data problem costs seconds, not a model load
     select_questions(questions, args.limit, args.question_begin, args.question_end)
     if args.run_dir:

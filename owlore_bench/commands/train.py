@@ -20,6 +20,13 @@ _FLAGS = {"steps": ("train", "steps"), "epochs": ("train", "epochs"), "batch_siz
           "lr": ("train", "lr"), "seed": ("train", "seed"), "dtype": ("train", "dtype"), "device": ("train", "device")}
 
 
+def field_help(model, field: str) -> str:
+    """A flag's help: its config field's description (each field is documented once, in its Field) and default."""
+    info = model.model_fields[field]
+    default = "" if info.default is None or info.is_required() else f" (default {info.default})"
+    return (info.description + default).replace("%", "%%")  # argparse formats help with %
+
+
 def add_parser(subparsers, help_text: str) -> None:
     parser = subparsers.add_parser("train", help=help_text,
                                    description="One fine-tuning run: writes config.json, metrics.jsonl (one line per "
@@ -37,16 +44,18 @@ def add_parser(subparsers, help_text: str) -> None:
     parser.add_argument("--config", help="run config YAML (flags and --set override it)")
     parser.add_argument("--method", help="method name (see `owlore-bench methods`)")
     parser.add_argument("--model", help="HF id or path, 'smollm2-135m' (default) or 'tiny-llama'")
-    parser.add_argument("--data", help="training JSON: [{instruction, input, output}, ...]")
+    parser.add_argument("--data", help=field_help(DataConfig, "path"))
     parser.add_argument("--template", choices=["alpaca", "plain"], help="prompt template (default alpaca)")
-    parser.add_argument("--steps", type=int)
-    parser.add_argument("--epochs", type=float, help="passes over the data instead of --steps")
-    parser.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int)
-    parser.add_argument("--max-length", "--max_length", dest="max_length", type=int)
-    parser.add_argument("--lr", type=float)
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--dtype", choices=["auto", "bf16", "fp32"])
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--steps", type=int, help=field_help(TrainConfig, "steps"))
+    parser.add_argument("--epochs", type=float, help=field_help(TrainConfig, "epochs"))
+    parser.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int,
+                        help=field_help(TrainConfig, "batch_size"))
+    parser.add_argument("--max-length", "--max_length", dest="max_length", type=int,
+                        help=field_help(TrainConfig, "max_length"))
+    parser.add_argument("--lr", type=float, help=field_help(TrainConfig, "lr"))
+    parser.add_argument("--seed", type=int, help=field_help(TrainConfig, "seed"))
+    parser.add_argument("--dtype", choices=["auto", "bf16", "fp32"], help=field_help(TrainConfig, "dtype"))
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help=field_help(TrainConfig, "device"))
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override any field, e.g. --set train.warmup_steps=10 --set method.r=16")
     parser.add_argument("--out", "--output_path", dest="out", default="runs/train",

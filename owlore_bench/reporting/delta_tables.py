@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from owlore_bench.reporting.deltas import ALPHA, p_text
-from owlore_bench.reporting.loading import AVG, MT_BENCH
+from owlore_bench.reporting.loading import AVG, MT_BENCH, mt_bench_title
 from owlore_bench.reporting.render import LATEX, MARKDOWN, _Style
 from owlore_bench.results import write_text_atomic
 
@@ -24,8 +24,7 @@ def delta_cell(line: pd.Series) -> str:
 
 def delta_display(deltas: pd.DataFrame, style: _Style = MARKDOWN) -> pd.DataFrame:
     """Strings: 'Method' then one column per compared column, in the numbers table's order."""
-    titles = {key: key if not key.startswith(MT_BENCH) else f"MT-Bench ({key[len(MT_BENCH):]})"
-              for key in dict.fromkeys(deltas["column"])}
+    titles = {key: mt_bench_title(key) if key.startswith(MT_BENCH) else key for key in dict.fromkeys(deltas["column"])}
     lines = []
     for name, group in deltas.groupby("row", sort=False):
         line = {"Method": style.escape(name)}

@@ -1,7 +1,7 @@
 """`owlore-bench report DIR --html`: one self-contained report.html that opens on an air-gapped cluster.
 
 Everything is inside the file: the CSS is inline, every figure is the same matplotlib Figure the PNGs come from
-(plots.py, mtbench/radar.py) saved as SVG and embedded as a data: URI (an <img> each, so the SVGs' internal ids
+(plots.py, mtbench/radar.py) saved as SVG and embedded as a data: URI (an `<img>` each, so the SVGs' internal ids
 cannot clash), and no script, font or stylesheet is fetched. The tables are the report's own display frames
 (render.display_frame, delta_tables.delta_display, styled for HTML), so a column added to the numbers or delta
 table shows up here too. Every string from the store (labels, configs, errors) goes through html.escape. The
@@ -22,7 +22,7 @@ from matplotlib import rc_context
 from matplotlib.figure import Figure
 
 from owlore_bench import __version__
-from owlore_bench.mtbench.judges import describe
+from owlore_bench.mtbench.judges import judge_heading
 from owlore_bench.mtbench.radar import category_radar_figure
 from owlore_bench.reporting import plots
 from owlore_bench.reporting.delta_tables import delta_caption, delta_display
@@ -129,7 +129,7 @@ def mtbench_section(results: Results, table: pd.DataFrame) -> str:
     for slug, identity in mt_bench_judges(results).items():
         categories = category_table(results, slug)
         intervals = category_intervals(results, slug, categories, question_category)
-        title = f"MT-Bench, judge {describe(identity) if identity else slug}"
+        title = f"MT-Bench, judge {judge_heading(slug, identity)}"
         parts += [f"<h3>{html.escape(title)}</h3>",
                   '<p class="caption">Mean judge score (1-10) per category and turn over the seeds; Overall = mean '
                   "of all valid judgments; Unparsed = judge replies without a rating (left out of the means); "

@@ -25,6 +25,12 @@ MAX_TASK_COLUMNS = 12  # more stored tasks than this (MMLU's 57 subjects) fold i
 DELTA = "delta_avg_vs_full_ft"
 # non-task columns: key in the numbers table → (display title, display kind, which direction is better)
 MT_BENCH = "mt_bench:"  # column key prefix, one column per judge (judges are never averaged together)
+
+
+def mt_bench_title(key: str) -> str:
+    """The label of an MT-Bench column (key MT_BENCH + judge slug) in every table, numbers and deltas alike:
+    'MT-Bench (<slug>)', the judge's file name (two judges that differ only in an option differ here too)."""
+    return f"MT-Bench ({key.removeprefix(MT_BENCH)})"
 EXTRA_COLUMNS = {
     "peak_mem_bytes": ("Peak mem (GiB)", "gib", "lower"),
     "trainable_params": ("Trainable params", "count", None),

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from owlore_bench.errors import UserError
-from owlore_bench.mtbench.judges import describe
+from owlore_bench.mtbench.judges import judge_heading
 from owlore_bench.mtbench.questions import load_questions
 from owlore_bench.mtbench.scores import UNPARSED, median_of_repeats
 from owlore_bench.reporting import statistics
@@ -209,7 +209,7 @@ def write_mtbench_files(results: Results, out_dir: str | Path, plots: bool = Tru
     for slug, identity in judges.items():
         table = category_table(results, slug)
         intervals = category_intervals(results, slug, table, categories, n_boot)
-        title = f"MT-Bench, judge {describe(identity) if identity else slug}"
+        title = f"MT-Bench, judge {judge_heading(slug, identity)}"
         caption = _caption(title, bool(intervals.notna().any().any()))
         shown = display_table(table, intervals)
         align = ["left"] + ["right"] * len(table.columns)

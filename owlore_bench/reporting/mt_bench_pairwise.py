@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from owlore_bench.mtbench.judges import describe
+from owlore_bench.mtbench.judges import judge_heading
 from owlore_bench.mtbench.pairwise import PAIR_FOLDER, model_row
 from owlore_bench.reporting.statistics import CONFIDENCE, N_BOOT
 from owlore_bench.results import read_jsonl, write_text_atomic
@@ -125,7 +125,7 @@ def render_pairwise(table: pd.DataFrame, title: str) -> str:
 
 def judge_title(rows: list[dict[str, Any]], path: Path) -> str:
     identity = next((row["judge_identity"] for row in reversed(rows) if row.get("judge_identity")), None)
-    judge = describe(identity) if identity and "backend" in identity else (rows[-1]["judge"][0] if rows else "?")
+    judge = judge_heading(path.stem.removesuffix("_pair"), identity)
     return f"MT-Bench pairwise, judge {judge} ({path.parent.parent.name}/{PAIR_FOLDER}/{path.name})"
 
 

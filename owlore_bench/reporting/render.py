@@ -17,7 +17,7 @@ import pandas as pd
 from owlore_bench.evaluation.protocol import protocol_caption
 from owlore_bench.reporting.forgetting import FORGETTING, forgetting_cell
 from owlore_bench.reporting.intervals import INTERVAL_STATS
-from owlore_bench.reporting.loading import AVG, DELTA, EXTRA_COLUMNS, GIB, MT_BENCH
+from owlore_bench.reporting.loading import AVG, DELTA, EXTRA_COLUMNS, GIB, MT_BENCH, mt_bench_title
 from owlore_bench.results import write_text_atomic
 
 
@@ -41,8 +41,8 @@ def value_columns(table: pd.DataFrame) -> dict[str, tuple[str, str, str | None]]
     columns = {task: (task, "pct", "higher") for task in table.attrs.get("tasks", {})}
     if columns:
         columns[AVG] = (AVG, "pct", "higher")
-    for slug, identity in table.attrs.get("mt_bench_judges", {}).items():
-        columns[MT_BENCH + slug] = (f"MT-Bench ({identity.get('model', slug)})", "score", "higher")
+    for slug in table.attrs.get("mt_bench_judges", {}):
+        columns[MT_BENCH + slug] = (mt_bench_title(MT_BENCH + slug), "score", "higher")
     columns.update(EXTRA_COLUMNS)
     if table.attrs.get("forgetting"):
         columns[FORGETTING] = ("Forgetting (ΔCE)", "ce", None)
@@ -147,7 +147,7 @@ def caption(table: pd.DataFrame) -> str:
     for slug, identity in table.attrs.get("mt_bench_judges", {}).items():
         from owlore_bench.mtbench.judges import describe
 
-        parts.append(f"MT-Bench ({identity.get('model', slug)}): mean judge score 1-10 over both turns, FastChat "
+        parts.append(f"{mt_bench_title(MT_BENCH + slug)}: mean judge score 1-10 over both turns, FastChat "
                      f"single-answer grading, judge {describe(identity) if identity else slug}; per category in "
                      f"mt_bench.md.")
     if (DELTA, "mean") in table.columns:
@@ -192,9 +192,9 @@ def render_latex(table: pd.DataFrame) -> str:
 
 
 def csv_frame(table: pd.DataFrame) -> pd.DataFrame:
-    """The numbers flattened to snake_case columns: <column>_mean/_std/_n (n = seeds), task columns named
-    <task>_<metric>[_<k>shot] (percent), peak_mem_bytes (bytes); with per-question outcomes also
-    <column>_ci_low/_ci_high (95 %, percent) and <column>_questions; forgetting_delta_ce_* in nats."""
+    """The numbers flattened to snake_case columns: `<column>_mean` / `_std` / `_n` (n = seeds), task columns
+    named `<task>_<metric>[_<k>shot]` (percent), `peak_mem_bytes` (bytes); with per-question outcomes also
+    `<column>_ci_low` / `_ci_high` (95 %, percent) and `<column>_questions`; `forgetting_delta_ce_*` in nats."""
     flat = pd.DataFrame({"row": table.index})
     for key in ("experiment", "label", "method", "status", "runs", "ok_runs"):
         flat[key] = table[(key, "")].to_numpy()

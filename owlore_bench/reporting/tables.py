@@ -118,7 +118,7 @@ def run_values(run: Run, tasks: dict[str, dict[str, Any]]) -> dict[str, float]:
 
 def status_text(runs: list[Run]) -> str:
     """'ok' when every seed finished ok; the status itself when none did ('diverged', 'diverged/oom');
-    'k/n <status>' when some did not."""
+    `'k/n <status>'` when some did not."""
     bad = [run.status for run in runs if run.status != "ok"]
     if not bad:
         return "ok"

@@ -88,7 +88,7 @@ def train_run(cfg: RunConfig, out_dir: str | Path, write_summary: bool = True) -
                "planned_steps": train_cfg.steps,
                "data": data_facts(len(records), data, train_cfg, cfg.data.packing, distributed.world_size()),
                "data_sources": sources,
-               "run_wall_s": time.time() - started, **provenance()}
+               "run_wall_s": time.time() - started, **provenance(method.packages())}
     if write_summary:
         finish_run(out_dir, summary)
     return summary, model, tokenizer, method

@@ -84,6 +84,12 @@ def judge_slug(identity: dict[str, Any]) -> str:
     return slug
 
 
+def judge_heading(slug: str, identity: dict[str, Any] | None) -> str:
+    """How every table title and heading names a judge: its slug (the name of its judgment, score and radar files,
+    and the MT-Bench column's label: `MT-Bench (<slug>)`), then what it is when known (describe)."""
+    return f"{slug}: {describe(identity)}" if identity and "backend" in identity else slug
+
+
 def describe(identity: dict[str, Any]) -> str:
     """One line for table captions: 'openai:gpt-4 @ https://… (temperature 0, max_tokens 2048)'."""
     where = f" @ {identity['base_url']}" if identity.get("base_url") else ""
