@@ -140,11 +140,13 @@ def test_p_value_counts_a_zero_draw_on_both_sides():
 
 def test_interval_and_p_agree_on_every_side_of_the_boundary():
     rng = np.random.default_rng(3)
-    for negatives in range(240, 260):  # around J = 249 of 10,000 draws on the far side
-        draws = np.concatenate([-rng.uniform(0.1, 1, negatives), np.zeros(rng.integers(0, 3)),
-                                rng.uniform(0.1, 1, 10_000 - negatives)])[:10_000]
-        low, high, p = bootstrap.interval_and_p(draws)
-        assert (low > 0 or high < 0) == (p < 0.05), (negatives, low, p)
+    for negatives in range(245, 255):  # around J = 249 of 10,000 draws on the far side, with and without ties
+        for zeros in range(3):
+            draws = np.concatenate([-rng.uniform(0.1, 1, negatives), np.zeros(zeros),
+                                    rng.uniform(0.1, 1, 10_000 - negatives - zeros)])
+            low, high, p = bootstrap.interval_and_p(draws)
+            assert (low > 0 or high < 0) == (p < 0.05), (negatives, zeros, low, p)
+            assert (low > 0) == (negatives + zeros <= 249)
 
 
 def test_two_level_draws_are_exact_so_zero_differences_are_ties():
