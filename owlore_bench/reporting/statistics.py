@@ -77,8 +77,8 @@ def exact_paired_interval(a_only: int, b_only: int, n: int, confidence: float = 
     is the one the exact McNemar test inverts, so it holds 1/2 exactly when p >= 1 - confidence; psi's
     Clopper-Pearson interval over the n questions adds its own uncertainty (never zero: even 0 disagreements in
     n questions leave room for some). The interval is the range of psi (2 pi - 1) over both; it contains 0 exactly
-    when McNemar's p >= 1 - confidence. Coverage: at least 1 - 2 alpha by Bonferroni; at least 95.9 % in a
-    seeded simulation over n = 20, 50, 100 (docs/evaluation.md)."""
+    when McNemar's p >= 1 - confidence. Coverage: at least 1 - 2 alpha by Bonferroni; 96.6-100 % in the seeded
+    simulation of benchmarks/coverage_paired_interval.py (n = 20, 50, 100; figures in docs/evaluation.md)."""
     psi_low, psi_high = clopper_pearson(a_only + b_only, n, confidence)
     pi_low, pi_high = clopper_pearson(a_only, a_only + b_only, confidence)
     low = (psi_high if pi_low < 0.5 else psi_low) * (2 * pi_low - 1)
