@@ -233,6 +233,9 @@ def test_forgetting_column_from_forgetting_json(experiment: Path):
     assert csv.loc["lora", "forgetting_trained_ce_mean"] == pytest.approx(3.06)
     # owlore has seeds 1 and 2 but only seed 1 measured forgetting: one seed, shown with its interval
     assert frame.loc["owlore", "Forgetting (ΔCE)"] == "+0.031 [+0.020, +0.042]"
+    write_json(experiment / "base" / "seed-0" / "forgetting.json",  # the base model against itself: no interval
+               {"base_ce": 3.0, "trained_ce": 3.0, "delta_ce": 0.0, "ci95": [0.0, 0.0], "tokens": 4096, "text": "x"})
+    assert display_frame(build_table([experiment])).set_index("Method").loc["base", "Forgetting (ΔCE)"] == "+0.000"
 
 
 def test_caption_states_the_lm_eval_protocol_the_runs_recorded(tmp_path):

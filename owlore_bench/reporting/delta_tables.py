@@ -48,8 +48,9 @@ def delta_caption(table: pd.DataFrame) -> str:
     references = ", ".join(sorted(set(deltas["reference"])))
     tests = set(deltas["test"])
     plain = [task for task, info in table.attrs.get("tasks", {}).items() if not info["group"]]
-    text = (f"Δ against {references} (--versus {table.attrs.get('versus')}), same questions: accuracy in points, "
-            f"95 % interval and two-sided p from one method, so the interval excludes 0 exactly when p < {ALPHA}. ")
+    units = "accuracy in points, " if plain else ""
+    text = (f"Δ against {references} (--versus {table.attrs.get('versus')}), same questions: {units}95 % interval "
+            f"and two-sided p from one method, so the interval excludes 0 exactly when p < {ALPHA}. ")
     if statistics.EXACT in tests or statistics.POOLED in tests:
         text += ("Per task, one seed each: exact McNemar p and its matching exact interval (Clopper-Pearson over "
                  "the discordant questions); it covers which questions were asked, for these two trained models, "

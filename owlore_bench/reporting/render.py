@@ -175,7 +175,8 @@ def caption(table: pd.DataFrame) -> str:
         parts.append("Δ: Avg minus the experiment's full FT Avg, percentage points.")
     if table.attrs.get("forgetting"):
         parts.append("Forgetting (ΔCE): mean per-token cross-entropy (nats) on held-out general text, trained minus "
-                     "base model (+ = forgot), with its 95 % interval (one seed) or ± std over seeds.")
+                     "base model (+ = forgot), with its 95 % interval (one seed: a bootstrap over the text's chunks, "
+                     "which covers which text was scored) or ± std over seeds; the base model is 0 by definition.")
     if table.attrs.get("hidden_tasks"):
         parts.append(f"{len(table.attrs['hidden_tasks'])} stored task row(s) not shown (subtasks; pick columns "
                      f"with --tasks).")
@@ -198,10 +199,14 @@ def _cells_and_bold(table: pd.DataFrame) -> str:
              "the delta table's paired test on the same questions (one unadjusted test per column); without "
              "per-question outcomes nothing is bold. Bold (memory): lowest measured value.")
     if ("tokens_per_s", "mean") in table.columns and table[("tokens_per_s", "mean")].notna().any():
+        timed = table[table[("tokens_per_s", "mean")].notna()]
+        unknown = ("contention", "") not in table.columns or (timed[("contention", "")] == "unknown").all()
         text += (f" Tokens/s: median over each seed's steady-state steps (first 10 % left out), mean over seeds; "
                  f"{CONTENDED_MARK} = a seed ran on a contended machine (1-min load average >= CPUs + 0.5); bold "
-                 f"only when every row recorded an uncontended machine; for speed comparisons between methods use "
-                 f"benchmarks/bench_speed_alternating.py, which alternates them in one process.")
+                 f"only when every row recorded an uncontended machine"
+                 + ("; these runs recorded no load (made before it was logged), so none is bold" if unknown else "")
+                 + "; for speed comparisons between methods use benchmarks/bench_speed_alternating.py, which "
+                   "alternates them in one process.")
     return text
 
 
