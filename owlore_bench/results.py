@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import platform
+import statistics
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -20,6 +22,7 @@ from typing import Any
 from owlore_bench.errors import UserError
 
 STATUSES = ("ok", "diverged", "oom", "failed")
+STEADY_SKIP_SHARE = 0.1  # the first 10 % of a run's steps (at least one) are warm-up: allocations, thread pools
 
 
 @contextlib.contextmanager
@@ -185,3 +188,35 @@ def provenance(packages: Iterable[str] = ()) -> dict[str, Any]:
     hardware = {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                 "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
     return {"versions": versions, "git": git, "hardware": hardware}
+
+
+# ---------------------------------------------------------------- throughput and machine load (summary fields)
+def steady_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The finished steps after warm-up: the first ceil(10 %) of them (at least one) left out, unless only one."""
+    skip = max(1, math.ceil(STEADY_SKIP_SHARE * len(rows))) if len(rows) > 1 else 0
+    return rows[skip:]
+
+
+def steady_tokens_per_s(rows: list[dict[str, Any]]) -> float | None:
+    """Median tokens/s of the steady-state steps (metrics.jsonl rows with tokens_per_s); None without any."""
+    rates = [row["tokens_per_s"] for row in steady_rows([r for r in rows if "tokens_per_s" in r])]
+    return float(statistics.median(rates)) if rates else None
+
+
+def load_average() -> float | None:
+    """The machine's 1-minute load average (runnable threads, all processes); None where the OS has none."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, which a container or taskset narrows), else all."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def machine_load(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Summary fields: load_avg_1m (median of the per-step 1-minute load average over the steady steps) and
+    load_avg_1m_max (over every step), None where not recorded, and cpu_count (available_cpus)."""
+    steady = [row["load_1m"] for row in steady_rows(rows) if row.get("load_1m") is not None]
+    every = [row["load_1m"] for row in rows if row.get("load_1m") is not None]
+    return {"load_avg_1m": float(statistics.median(steady)) if steady else None,
+            "load_avg_1m_max": max(every) if every else None, "cpu_count": available_cpus()}

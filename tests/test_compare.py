@@ -1,6 +1,6 @@
 """`owlore-bench compare` by label: two label folders, or an experiment folder with --labels, pair seed s with
-seed s and test over the pooled (seed, question) pairs; a seed only one side has is one line; a folder that is no
-run, label or experiment is one line. The runs are fake folders (summary.json, eval.json and samples/ written by
+seed s and test over the (seed, question) pairs, seeds then questions resampled; a seed only one side has is one
+line; a folder that is no run, label or experiment is one line; the numbers are the report's delta table's. The runs are fake folders (summary.json, eval.json and samples/ written by
 the suite's own samples writer), so every number below is worked out by hand. The end-to-end compare of real
 runs, and its run-folder errors, are in tests/test_samples.py."""
 
@@ -16,10 +16,10 @@ from owlore_bench.cli import main
 from owlore_bench.evaluation.samples import write_samples
 
 # task_x, 10 questions. Seed 0: A right on q0-q6, B on q0-q4 (A alone right on q5, q6). Seed 1: both right on
-# q0-q4, then A alone on q5 and B alone on q6. Pooled over seeds 0 and 1: 20 (seed, question) pairs, A 13 right
-# (65.0 %), B 11 (55.0 %), Δ = (13 - 11) / 20 = +10.0 points; discordant pairs: 3 for A, 1 for B, so the exact
-# McNemar p = 2 * P(X >= 3 | X ~ Bin(4, 1/2)) = 2 * (4 + 1) / 16 = 0.625. Seed 0 alone: Δ +20.0, p 0.500.
-# task_y, 4 questions, the same answers on both sides: Δ +0.0, p 1.000. Avg of the two tasks: +5.0.
+# q0-q4, then A alone on q5 and B alone on q6. Over seeds 0 and 1: 20 (seed, question) pairs, A 13 right
+# (65.0 %), B 11 (55.0 %), Δ = (13 - 11) / 20 = +10.0 points. Seed 0 alone: Δ +20.0, exact McNemar p 0.500.
+# task_y, 4 questions, the same answers on both sides: Δ +0.0, p 1.000, and as nothing differs the pooled exact
+# interval: 0 of 8 pairs disagree, up to 1 - 0.025^(1/8) = 36.9 % could. Avg of the two tasks: +5.0.
 TASK_X = {0: ([1] * 7 + [0] * 3, [1] * 5 + [0] * 5), 1: ([1] * 6 + [0] * 4, [1] * 5 + [0, 1, 0, 0, 0])}
 TASK_Y = {0: [1, 0, 1, 0], 1: [1, 1, 0, 0]}
 
@@ -67,22 +67,24 @@ def test_two_labels_pair_seed_with_seed_and_test_over_the_pooled_pairs(experimen
             else [str(experiment), "--labels", "owlore,lora"])
     out = compare(capsys, *args)
     rows = table(out)
-    n, acc_a, acc_b, delta, _, mcnemar, holm, marker = rows["task_x"]
-    assert (n, delta, mcnemar, holm, marker) == ("20", "+10.0", "0.625", "1.000", "n.s.")
+    n, acc_a, acc_b, delta, interval, p, holm, marker = rows["task_x"]
+    assert (n, delta, marker) == ("20", "+10.0", "n.s.")
+    low, high = (float(bound) for bound in interval.strip("[]").split(", "))
+    assert low < 0 < high and float(p) >= 0.05  # interval and p agree
     assert acc_a.startswith("65.0 [") and acc_b.startswith("55.0 [")
-    assert rows["task_y"][0] == "8" and rows["task_y"][3:6] == ["+0.0", "[+0.0, +0.0]", "1.000"]
+    assert rows["task_y"][0] == "8" and rows["task_y"][3:6] == ["+0.0", "[-36.9, +36.9]", "1.000"]
     assert rows["Avg (2 tasks)"][0] == "28" and rows["Avg (2 tasks)"][3] == "+5.0"
     lines = out.splitlines()
     assert lines[0] == f"A: owlore ({experiment / 'owlore'})" and lines[1] == f"B: lora ({experiment / 'lora'})"
     assert "seeds paired: 0, 1 (both labels have an ok run of each)" in lines
     assert "seed 2: only A (owlore) has an ok run; left out" in lines  # lora's seed 2 diverged
     assert "seed 3: only B (lora) has an ok run; left out" in lines
-    assert "Unit: the (seed, question) pair, pooled over seeds 0, 1" in out and "n = 2 seeds x questions" in out
+    assert "Unit: the (seed, question) pair: seed s of A against seed s of B" in out and "seeds then questions" in out
 
 
 def test_two_run_folders_compare_question_by_question_as_before(experiment, capsys):
     out = compare(capsys, str(experiment / "owlore" / "seed-0"), str(experiment / "lora" / "seed-0"))
-    assert table(out)["task_x"][:1] + table(out)["task_x"][3:6:2] == ["10", "+20.0", "0.500"]  # n, Δ, McNemar
+    assert table(out)["task_x"][:1] + table(out)["task_x"][3:6:2] == ["10", "+20.0", "0.500"]  # n, Δ, McNemar p
     assert out.splitlines()[:2] == [f"A: {experiment / 'owlore' / 'seed-0'}", f"B: {experiment / 'lora' / 'seed-0'}"]
     assert "Unit: the question (both runs answered the same ones)" in out and "seeds paired" not in out
 
@@ -136,3 +138,21 @@ def test_labels_without_a_shared_seed_or_an_ok_run_are_one_line(tmp_path, capsys
     assert ("labels a and b share no seed (A has 0, B has 1); seeds pair seed s with seed s"
             in one_line_error(capsys, str(tmp_path / "sweep"), "--labels", "a,b"))
     assert "label 'c' has no run with status ok" in one_line_error(capsys, str(tmp_path / "sweep"), "--labels", "a,c")
+
+
+def test_compare_prints_the_report_delta_tables_numbers_for_the_same_pair(tmp_path, capsys):
+    """One rule for both: the same tests, the same resamples, the same Avg marker."""
+    from owlore_bench.reporting.loading import load_results
+    from owlore_bench.reporting.tables import table_from_results
+
+    root = tmp_path / "same"
+    for seed in (0, 1):
+        write_run(root / "owlore" / f"seed-{seed}", {"task_x": TASK_X[seed][0], "task_y": TASK_Y[seed]})
+        write_run(root / "lora" / f"seed-{seed}", {"task_x": TASK_X[seed][1], "task_y": [1, 1, 1, 1]})
+    (root / "experiment.json").write_text(json.dumps({"name": "same", "tasks": ["task_y", "task_x"]}))  # not name order
+    deltas = table_from_results(load_results([root]), versus="lora", n_boot=200).attrs["deltas"].set_index("column")
+    rows = table(compare(capsys, str(root / "owlore"), str(root / "lora")))
+    for column, shown in (("task_x", rows["task_x"]), ("task_y", rows["task_y"]), ("Avg", rows["Avg (2 tasks)"])):
+        line = deltas.loc[column]
+        assert shown[4] == f"[{line['ci_low']:+.1f}, {line['ci_high']:+.1f}]", column
+        assert shown[5] == f"{line['p']:.3f}" and shown[7] == line["marker"], column

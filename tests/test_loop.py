@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from pathlib import Path
 
@@ -104,6 +105,10 @@ def test_metrics_lines_carry_step_loss_lr_throughput_and_memory(tmp_path, tiny_d
     assert summary["peak_mem_weights_bytes"] == 4 * n_params  # fp32
     # AdamW: exp_avg + exp_avg_sq per element, plus one 4-byte `step` scalar tensor per parameter tensor
     assert summary["peak_mem_optimizer_bytes"] == 2 * 4 * n_params + 4 * len(parameters)
+    # throughput: the median of the steps after warm-up (step 0 left out), and the machine's load each step
+    assert summary["tokens_per_s"] == pytest.approx(statistics.median(row["tokens_per_s"] for row in rows[1:]))
+    assert all(row["load_1m"] >= 0 for row in rows) and summary["cpu_count"] >= 1
+    assert summary["load_avg_1m"] == pytest.approx(statistics.median(row["load_1m"] for row in rows[1:]))
     json.dumps(summary)
 
 

@@ -121,12 +121,16 @@ def test_overall_width_matches_the_ratio_estimators_closed_form_and_needs_the_tu
     assert half > 1.2 * turn_by_turn  # the clustering matters on this judge, so the test above can fail
 
 
-def test_a_category_of_equal_scores_has_a_zero_width_interval_and_one_question_none(store):
+def test_a_category_of_equal_scores_gets_the_exact_bound_not_zero_width_and_one_question_none(store):
     rows = [{"question_id": q, "model": "m", "turn": t, "score": 7} for q in CATEGORY_IDS["writing"] for t in (1, 2)]
     rows += [{"question_id": 111, "model": "m", "turn": 1, "score": 4}]  # math: one judged question
     write_unit(store, "base", 0, rows)
     _, intervals = intervals_of(store)
-    assert (intervals.loc["base", ("writing", "ci_low")], intervals.loc["base", ("writing", "ci_high")]) == (7, 7)
+    # the bootstrap has nothing to resample: 0 of 12 questions scored otherwise, so at most psi = 1 - 0.025^(1/12)
+    # of unseen ones would (Clopper-Pearson), each moving the mean at most to 1 or to 10
+    psi = 1 - 0.025 ** (1 / 12)
+    assert (intervals.loc["base", ("writing", "ci_low")], intervals.loc["base", ("writing", "ci_high")]) == \
+        pytest.approx((7 - 6 * psi, 7 + 3 * psi))
     assert math.isnan(intervals.loc["base", ("math", "ci_low")]) and intervals.loc["base", ("math", "questions")] == 1
 
 
@@ -140,10 +144,12 @@ def test_markdown_latex_and_csv_carry_the_intervals(store, tmp_path):
     low, high = intervals.loc["full_ft", ("math", "ci_low")], intervals.loc["full_ft", ("math", "ci_high")]
     assert csv.loc["full_ft", "math_ci_low"] == pytest.approx(low) and csv.loc["full_ft", "math_ci_high"] == high
     assert csv.loc["lora", "Overall_questions"] == 36 and csv.loc["lora", "Seeds"] == 2
-    cell = f"{table.loc['full_ft', 'math']:.2f} ±{(high - low) / 2:.2f}"
+    mean = table.loc["full_ft", "math"]
+    symmetric = f"{mean - low:.2f}" == f"{high - mean:.2f}"  # '±' only for a symmetric interval
+    cell = f"{mean:.2f} ±{high - mean:.2f}" if symmetric else f"{mean:.2f} [{low:.2f}, {high:.2f}]"
     markdown = out / "mt_bench.md"
     line = next(line for line in markdown.read_text().splitlines() if line.startswith("| full_ft"))
-    assert cell in line and "half the 95 % interval" in markdown.read_text()
+    assert cell in line and "[low, high]: the 95 % interval" in markdown.read_text()
     assert cell.replace("±", r"$\pm$") in (out / "mt_bench.tex").read_text()
     assert re.search(r"\|\s+2\s+\|\s+70\s+\|\s+1\s+\|$", line)  # Unparsed, Judged, Seeds: integers
 
@@ -154,5 +160,6 @@ def test_without_the_questions_the_cells_have_no_interval_and_the_caption_says_w
     out.mkdir()
     write_mtbench_files(load_results([store]), out, plots=False)
     text = (out / "mt_bench.md").read_text()
-    assert "±" not in text.split("\n\n", 2)[2] and "No intervals: the MT-Bench questions" in text
+    assert "±" not in text.split("\n\n", 2)[2] and "[" not in text.split("\n\n", 2)[2]
+    assert "No intervals: the MT-Bench questions" in text
     assert "math_ci_low" not in pd.read_csv(out / "mt_bench.csv").dropna(axis=1, how="all").columns

@@ -1,5 +1,7 @@
 """McNemar power and sample size (reporting.power) against the closed form written out here and against a
-seeded simulation of the exact McNemar test the reports run; the `power` command and `run --dry-run`'s lines."""
+seeded simulation of the exact McNemar test the reports run; the discordance's assumption and its true bound
+(B3); `power --pilot`, which measures the discordance of real runs; the `power` command and `run --dry-run`'s
+lines."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from owlore_bench.cli import main
 from owlore_bench.commands.power import dry_run_lines
 from owlore_bench.reporting.power import (
     independent_discordance,
+    max_discordance,
     mcnemar_power,
     mcnemar_sample_size,
     smallest_detectable_difference,
@@ -62,15 +65,28 @@ def test_smallest_detectable_difference_inverts_the_power():
     assert math.isnan(smallest_detectable_difference(5, 0.2))  # 5 questions never reach 80 %
 
 
-def test_independent_discordance():
+def test_independent_discordance_is_an_assumption_and_max_discordance_the_bound():
     assert independent_discordance(0.5, 0.0) == pytest.approx(0.5)
     assert independent_discordance(0.6, 0.02) == pytest.approx(0.6 * 0.38 + 0.62 * 0.4)
+    # B3: 'an upper bound' it is not; two runs at 50 % can disagree on every question
+    assert max_discordance(0.5, 0.0) == 1.0 > independent_discordance(0.5, 0.0)
+    assert max_discordance(0.6, 0.02) == pytest.approx(2 - 0.6 - 0.62)
+    assert max_discordance(0.2, 0.1) == pytest.approx(0.2 + 0.3)
+    rng = np.random.default_rng(0)  # any joint outcome of two runs stays within it
+    for _ in range(200):
+        a, b = rng.integers(0, 2, 30), rng.integers(0, 2, 30)
+        assert np.mean(a != b) <= max_discordance(a.mean(), b.mean() - a.mean()) + 1e-12
 
 
 def test_power_command_and_its_one_line_errors(capsys):
     done = run_cli("power", "--acc", "0.6", "--delta", "2", "--discordance", "0.2", timeout=120)  # the real CLI
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"{math.ceil(connor_n(0.02, 0.2))} questions detect +2 points")
+    assert main(["power", "--acc", "0.6", "--delta", "2"]) == 0  # no discordance: the assumption and the bound
+    assumed, bound = capsys.readouterr().out.splitlines()
+    assert assumed.startswith(f"{math.ceil(connor_n(0.02, independent_discordance(0.6, 0.02)))} questions")
+    assert "an assumption, not a bound" in assumed and "upper bound" not in assumed
+    assert bound.startswith(f"{math.ceil(connor_n(0.02, 0.78))} questions") and "the upper bound" in bound
     assert main(["power", "--n", "100", "--discordance", "0.2"]) == 0
     assert f"{100 * smallest_detectable_difference(100, 0.2):.1f} points" in capsys.readouterr().out
     for bad, field in ((["--acc", "60", "--delta", "2"], "--acc"), (["--acc", "0.6"], "--acc and --delta"),
@@ -87,3 +103,42 @@ def test_dry_run_lines_name_each_task_and_its_smallest_difference():
     assert f"{worst:.1f} ({typical:.1f} at discordance 0.2)" in lines[1]
     assert "whole test split" in dry_run_lines(["bb_navigate"], None)[0]
     assert dry_run_lines([], 100) == []
+
+
+def write_evaluated(folder, outcomes: dict[str, list[int]]) -> None:
+    """A finished, evaluated run folder (summary.json, eval.json, samples/)."""
+    import json
+
+    from owlore_bench.evaluation.samples import write_samples
+
+    folder.mkdir(parents=True)
+    (folder / "summary.json").write_text(json.dumps({"status": "ok"}))
+    (folder / "eval.json").write_text(json.dumps({"rows": [{"task": t, "metric": "acc", "value": sum(x) / len(x),
+                                                            "n": len(x)} for t, x in outcomes.items()]}))
+    write_samples(folder, {t: [{"i": i, "t": 1, "p": v, "acc": v} for i, v in enumerate(x)]
+                           for t, x in outcomes.items()})
+
+
+def test_pilot_measures_the_discordance_of_real_pairs_and_sizes_from_it(tmp_path, capsys):
+    """piqa: 40 questions, A alone right on 6, B alone on 2, both on 16 (A 55 %, B 45 %, psi 0.2, Δ +10
+    points); boolq: 40 questions, 4 and 4, both on 32 (90 % each, psi 0.2, Δ 0). Pooled: 80 pairs, A 72.5 %,
+    B 67.5 %, psi 0.2, Δ +5."""
+    a_task = [1] * 6 + [0] * 2 + [1] * 16 + [0] * 16
+    b_task = [0] * 6 + [1] * 2 + [1] * 16 + [0] * 16
+    write_evaluated(tmp_path / "a", {"piqa": a_task, "boolq": [1] * 4 + [0] * 4 + [1] * 32})
+    write_evaluated(tmp_path / "b", {"piqa": b_task, "boolq": [0] * 4 + [1] * 4 + [1] * 32})
+    capsys.readouterr()
+    assert main(["power", "--pilot", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()
+            if line.split()[:1] in (["piqa"], ["boolq"], ["all"])}
+    assert rows["piqa"][1:8] == ["40", "55.0", "45.0", "+10.0", "6", "2", "0.200"]
+    assert rows["piqa"][8] == f"{mcnemar_sample_size(0.1, 0.2):,}"  # its own Δ at its own psi
+    assert rows["piqa"][9] == f"{mcnemar_sample_size(0.1, 0.2, alpha=0.025):,}"  # Holm's first step, 2 datasets
+    assert rows["boolq"][8] == "—"  # no difference to detect
+    assert rows["all"][2:9] == ["80", "72.5", "67.5", "+5.0", "10", "6", "0.200"]
+    assert main(["power", "--pilot", str(tmp_path / "a"), str(tmp_path / "b"), "--delta", "10"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    boolq = next(line for line in lines if line.startswith("boolq")).split()
+    assert boolq[8] == f"{mcnemar_sample_size(0.1, 0.2):,}" and "|Δ| = 10 points" in lines[-1]
+    assert main(["power", "--pilot", str(tmp_path / "a"), str(tmp_path / "nowhere")]) == 2
+    assert "not a folder" in capsys.readouterr().err

@@ -1,4 +1,6 @@
-"""reporting.statistics against closed forms and known values: Wilson, exact McNemar, Holm, paired bootstraps."""
+"""reporting.statistics and reporting.bootstrap against closed forms, hand counts and statsmodels: Wilson, exact
+McNemar and its matching interval, Holm, the two-level bootstrap (its exact ties, B1), the fallbacks where a
+bootstrap degenerates (no zero-width interval, B2), and the agreement of every interval with its p-value."""
 
 from __future__ import annotations
 
@@ -7,16 +9,19 @@ import math
 import numpy as np
 import pytest
 from scipy.stats import binom, norm
+from statsmodels.stats.contingency_tables import mcnemar as statsmodels_mcnemar
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.proportion import proportion_confint
 
+from owlore_bench.reporting import bootstrap
+from owlore_bench.reporting.score_statistics import clustered_score_difference
 from owlore_bench.reporting.statistics import (
-    bootstrap_p_value,
-    clustered_score_difference,
+    exact_paired_interval,
     holm,
     mcnemar_exact,
     paired_difference,
     seed_question_difference,
     seed_question_interval,
-    stratified_average_difference,
     wilson_interval,
 )
 
@@ -30,16 +35,15 @@ def textbook_wilson(correct: int, n: int, confidence: float = 0.95) -> tuple[flo
 
 
 @pytest.mark.parametrize("correct, n, confidence", [(45, 50, 0.95), (25, 50, 0.95), (0, 50, 0.95), (7, 9, 0.9)])
-def test_wilson_matches_the_textbook_formula(correct, n, confidence):
+def test_wilson_matches_the_textbook_formula_and_statsmodels(correct, n, confidence):
     assert wilson_interval(correct, n, confidence) == pytest.approx(textbook_wilson(correct, n, confidence), abs=1e-12)
+    assert wilson_interval(correct, n, confidence) == pytest.approx(
+        proportion_confint(correct, n, alpha=1 - confidence, method="wilson"), abs=1e-12)
 
 
 def test_a_50_question_cell_is_about_plus_minus_13_points():
     low, high = wilson_interval(25, 50)
     assert 100 * (high - low) / 2 == pytest.approx(13.2, abs=0.2)
-
-
-def test_wilson_refuses_impossible_counts():
     with pytest.raises(ValueError):
         wilson_interval(51, 50)
 
@@ -53,85 +57,113 @@ def _with_discordant(a_only: int, b_only: int, agree: int = 20) -> tuple[np.ndar
     return a[order], b[order]
 
 
-def test_exact_mcnemar_is_twice_the_binomial_tail():
+def test_exact_mcnemar_is_twice_the_binomial_tail_and_statsmodels():
     expected = 2 * binom.cdf(2, 12, 0.5)
     assert mcnemar_exact(10, 2) == pytest.approx(expected, rel=1e-12)
+    for a_only, b_only in ((10, 2), (3, 3), (0, 5), (17, 9)):
+        table = np.array([[20, a_only], [b_only, 20]])
+        assert mcnemar_exact(a_only, b_only) == pytest.approx(statsmodels_mcnemar(table, exact=True).pvalue)
     a, b = _with_discordant(10, 2)
     result = paired_difference(a, b)
-    assert (result.a_only, result.b_only) == (10, 2)
+    assert (result.a_only, result.b_only, result.test) == (10, 2, "exact McNemar")
     assert result.p_value == pytest.approx(expected, rel=1e-12)
     assert paired_difference(b, a).p_value == pytest.approx(expected, rel=1e-12)  # two-sided: symmetric
-
-
-def test_mcnemar_without_discordant_pairs_is_one():
     assert mcnemar_exact(0, 0) == 1.0
 
 
-def test_holm_known_values():
+# ---------------------------------------------------------------- the exact interval matching McNemar (B2)
+def test_exact_interval_by_hand_from_the_two_clopper_pearson_intervals():
+    # 10 of 52 questions a alone, 2 b alone: psi = 12 / 52, pi = 10 / 12, both Clopper-Pearson (statsmodels 'beta')
+    psi_low, psi_high = proportion_confint(12, 52, method="beta")
+    pi_low, pi_high = proportion_confint(10, 12, method="beta")
+    expected = (100 * psi_high * (2 * pi_low - 1) if pi_low < 0.5 else 100 * psi_low * (2 * pi_low - 1),
+                100 * psi_high * (2 * pi_high - 1))
+    assert exact_paired_interval(10, 2, 52) == pytest.approx(expected, rel=1e-9)
+
+
+def test_no_discordant_question_still_leaves_an_interval():
+    """[+0.0, +0.0] was B2: 0 of 50 questions differ, yet up to psi = 1 - 0.025^(1/50) of unseen ones could."""
+    bound = 100 * (1 - 0.025 ** (1 / 50))
+    assert exact_paired_interval(0, 0, 50) == pytest.approx((-bound, bound))
+    same = paired_difference(np.ones(50), np.ones(50))
+    assert (same.points, same.p_value) == (0.0, 1.0) and same.low == pytest.approx(-bound) and bound > 7
+
+
+@pytest.mark.parametrize("n", [10, 30, 50])
+def test_the_exact_interval_excludes_0_exactly_when_mcnemar_rejects(n):
+    for a_only in range(n + 1):
+        for b_only in range(n + 1 - a_only):
+            low, high = exact_paired_interval(a_only, b_only, n)
+            p = statsmodels_mcnemar(np.array([[0, a_only], [b_only, n - a_only - b_only]]), exact=True).pvalue
+            assert (low > 0 or high < 0) == (p < 0.05), (a_only, b_only, low, high, p)
+            assert low < high and low <= 100 * (a_only - b_only) / n <= high
+
+
+@pytest.mark.parametrize("n, a_right, b_right", [(50, 0.2, 0.05), (50, 0.25, 0.25), (50, 0.15, 0.0)])
+def test_the_exact_interval_covers_at_least_95_percent_in_simulation(n, a_right, b_right):
+    """a alone right with probability a_right, b alone with b_right: the true difference is their difference."""
+    counts = np.random.default_rng(7).multinomial(n, [a_right, b_right, 1 - a_right - b_right], size=2000)
+    truth = 100 * (a_right - b_right)
+    found = {}
+    covered = 0
+    for a_only, b_only, _ in counts:
+        key = (int(a_only), int(b_only))
+        found.setdefault(key, exact_paired_interval(*key, n))
+        covered += found[key][0] <= truth <= found[key][1]
+    assert covered / len(counts) >= 0.95
+
+
+# ---------------------------------------------------------------- Holm
+def test_holm_known_values_and_statsmodels():
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
-    assert holm([0.5, 0.01]) == pytest.approx([0.5, 0.02])
     assert holm([0.9, 0.8]) == pytest.approx([1.0, 1.0])  # capped at 1
     assert holm([0.04]) == pytest.approx([0.04])  # one test: nothing to adjust
+    rng = np.random.default_rng(0)
+    for size in (2, 5, 12, 40):
+        pvalues = rng.uniform(0, 0.2, size) ** 2
+        assert holm(pvalues) == pytest.approx(multipletests(pvalues, method="holm")[1], abs=1e-12)
 
 
-def test_identical_runs_differ_by_zero_with_a_zero_interval():
-    a = np.random.default_rng(0).integers(0, 2, size=60)
-    result = paired_difference(a, a.copy())
-    assert (result.points, result.low, result.high, result.p_value) == (0.0, 0.0, 0.0, 1.0)
+# ---------------------------------------------------------------- bootstrap: ties (B1), one interval-and-p rule
+def test_tail_count_and_the_fewest_resamples():
+    assert bootstrap.tail_count(10_000) == 249  # 2 * 250 / 10001 < 0.05 <= 2 * 251 / 10001
+    assert bootstrap.tail_count(40) == 0 and bootstrap.minimum_resamples() == 40
+    with pytest.raises(ValueError, match="at least 40"):
+        bootstrap.tail_count(39)
 
 
-def test_always_right_against_always_wrong_is_plus_100():
-    result = paired_difference(np.ones(30), np.zeros(30))
-    assert (result.points, result.low, result.high) == (100.0, 100.0, 100.0)
-    assert result.p_value == pytest.approx(2 * 0.5 ** 30)
-    assert paired_difference(np.zeros(30), np.ones(30)).points == -100.0  # Δ is a minus b
+def test_p_value_counts_a_zero_draw_on_both_sides():
+    draws = np.array([0.0] * 30 + [1.0] * 70)
+    assert bootstrap.p_value(draws) == pytest.approx(2 * (30 + 1) / 101)  # the zeros are no evidence either way
+    assert bootstrap.p_value(np.ones(999)) == pytest.approx(2 / 1000)  # never 0
 
 
-def test_the_bootstrap_interval_is_paired_seeded_and_around_the_difference():
-    a, b = _with_discordant(10, 2)
-    result = paired_difference(a, b, n_boot=4000, seed=3)
-    assert result.points == pytest.approx(100 * 8 / 52)
-    assert result.low < result.points < result.high
-    # paired: the spread comes from the 12 discordant questions only, the sd of a mean difference of n draws
-    d = a - b
-    expected_half = 1.96 * 100 * d.std() / math.sqrt(d.size)
-    assert (result.high - result.low) / 2 == pytest.approx(expected_half, rel=0.1)
-    assert paired_difference(a, b, n_boot=4000, seed=3) == result  # seeded: reproducible
+def test_interval_and_p_agree_on_every_side_of_the_boundary():
+    rng = np.random.default_rng(3)
+    for negatives in range(245, 255):  # around J = 249 of 10,000 draws on the far side, with and without ties
+        for zeros in range(3):
+            draws = np.concatenate([-rng.uniform(0.1, 1, negatives), np.zeros(zeros),
+                                    rng.uniform(0.1, 1, 10_000 - negatives - zeros)])
+            low, high, p = bootstrap.interval_and_p(draws)
+            assert (low > 0 or high < 0) == (p < 0.05), (negatives, zeros, low, p)
+            assert (low > 0) == (negatives + zeros <= 249)
 
 
-def test_paired_difference_refuses_unpaired_input():
-    with pytest.raises(ValueError):
-        paired_difference([1, 0, 1], [1, 0])
-    with pytest.raises(ValueError):
-        paired_difference([1, 0, 2], [1, 0, 1])
+def test_two_level_draws_are_exact_so_zero_differences_are_ties():
+    """B1: float sums of per-task means turn exact zeros into +-1e-17 (0.1 + 0.2 - 0.3), which split between the
+    tails and understate p. Three tasks of 10 questions: every draw is k / 30 of 100 points, k an integer."""
+    rng = np.random.default_rng(5)
+    a = [rng.integers(0, 2, (1, 10)) for _ in range(3)]
+    b = [np.where(rng.random((1, 10)) < 0.2, 1 - x, x) for x in a]
+    draws = bootstrap.two_level_draws(a, b, n_boot=5000, seed=2)
+    k = np.rint(draws * 30 / 100)
+    assert np.allclose(draws, k * 100 / 30, rtol=0, atol=1e-9)
+    assert (draws[k == 0] == 0.0).all() and (k == 0).sum() > 100  # many exact ties, each exactly 0.0
+    far = min((k <= 0).sum(), (k >= 0).sum())
+    assert bootstrap.p_value(draws) == pytest.approx(2 * (far + 1) / 5001)
 
 
-def test_stratified_average_is_the_plain_mean_over_tasks():
-    per_task_a = {"small": np.ones(10), "large": np.zeros(90)}
-    per_task_b = {"small": np.zeros(10), "large": np.zeros(90)}
-    result = stratified_average_difference(per_task_a, per_task_b)
-    # mean over tasks: (100 + 0) / 2 = +50, not the pooled 10/100 = +10; nothing varies when resampled
-    assert (result.points, result.low, result.high, result.n) == (50.0, 50.0, 50.0, 100)
-    same = stratified_average_difference([np.ones(5), np.zeros(7)], [np.ones(5), np.zeros(7)])
-    assert (same.points, same.low, same.high) == (0.0, 0.0, 0.0)
-
-
-def test_stratified_interval_combines_the_tasks_spreads():
-    a1, b1 = _with_discordant(10, 2)
-    a2, b2 = _with_discordant(3, 9, agree=30)
-    result = stratified_average_difference({"t1": a1, "t2": a2}, {"t1": b1, "t2": b2}, n_boot=4000)
-    one, two = paired_difference(a1, b1), paired_difference(a2, b2)
-    assert result.points == pytest.approx((one.points + two.points) / 2)
-    spreads = [100 * (a - b).std() / math.sqrt(a.size) for a, b in ((a1, b1), (a2, b2))]
-    assert (result.high - result.low) / 2 == pytest.approx(1.96 * math.hypot(*spreads) / 2, rel=0.1)
-
-
-def test_stratified_refuses_mismatched_tasks():
-    with pytest.raises(ValueError):
-        stratified_average_difference({"x": [1]}, {"y": [1]})
-
-
-# ---------------------------------------------------------------- several seeds, MT-Bench scores
+# ---------------------------------------------------------------- several seeds, averages, degenerate bootstraps
 def test_two_level_interval_of_identical_seeds_is_the_question_bootstrap():
     row = np.array(_with_discordant(10, 2)[0], dtype=float)
     point, low, high = seed_question_interval([np.vstack([row, row, row])], n_boot=4000)
@@ -139,7 +171,15 @@ def test_two_level_interval_of_identical_seeds_is_the_question_bootstrap():
     # seeds that agree add nothing: the spread is the questions' alone (normal approximation of the bootstrap)
     half = 1.96 * 100 * row.std() / math.sqrt(row.size)
     assert (high - low) / 2 == pytest.approx(half, rel=0.12)
-    assert seed_question_interval([np.ones((2, 9))]) == (100.0, 100.0, 100.0)
+
+
+def test_a_degenerate_cell_interval_falls_back_to_wilson():
+    """gsm8k_cpu's 0 of 10 read '0.0 ±0.0': now the Wilson interval of the pooled answers, [0, 27.8]."""
+    assert seed_question_interval([np.zeros((1, 10))]) == pytest.approx(
+        (0.0, 0.0, 100 * proportion_confint(0, 10, method="wilson")[1]))
+    both = seed_question_interval([np.zeros((2, 10)), np.ones((2, 10))])  # tasks: the mean of their bounds
+    assert both == pytest.approx((50.0, 50 * proportion_confint(20, 20, method="wilson")[0],
+                                  50 + 50 * proportion_confint(0, 20, method="wilson")[1]))
 
 
 def test_two_level_interval_widens_with_seed_to_seed_spread():
@@ -151,31 +191,37 @@ def test_two_level_interval_widens_with_seed_to_seed_spread():
     assert wide[2] - wide[1] > 3 * (narrow[2] - narrow[1])
 
 
-def test_two_level_difference_p_value_and_sign():
+def test_two_level_difference_p_value_sign_and_its_degenerate_fallback():
     a, b = _with_discordant(20, 2)
     a, b = np.vstack([a, a]).astype(float), np.vstack([b, b]).astype(float)
     found = seed_question_difference([a], [b], n_boot=4000)
-    assert found.points == pytest.approx(100 * 18 / 62) and found.low > 0
-    assert found.p_value < 0.01
+    assert found.points == pytest.approx(100 * 18 / 62) and found.low > 0 and found.p_value < 0.01
     assert seed_question_difference([b], [a], n_boot=4000).points == pytest.approx(-found.points)
-    same = seed_question_difference([a], [a.copy()], n_boot=500)
-    assert (same.points, same.low, same.high, same.p_value) == (0.0, 0.0, 0.0, 1.0)
+    same = seed_question_difference([a], [a.copy()], True, n_boot=500)  # nothing differs: pooled exact McNemar
+    bound = 100 * (1 - 0.025 ** (1 / a.size))
+    assert (same.points, same.p_value, same.test.startswith("exact McNemar, pooled")) == (0.0, 1.0, True)
+    assert (same.low, same.high) == pytest.approx((-bound, bound))
     with pytest.raises(ValueError):
         seed_question_difference([a], [b[:, :10]])
+    with pytest.raises(ValueError):
+        seed_question_difference([a], [b[:1]], paired_seeds=True)
 
 
-def test_bootstrap_p_value_is_never_zero():
-    assert bootstrap_p_value(np.ones(999)) == pytest.approx(2 / 1000)
-    assert bootstrap_p_value(np.array([-1.0, 1.0])) == 1.0
+def test_the_average_is_the_plain_mean_over_tasks_not_the_pooled_mean():
+    small_a, small_b = np.ones((1, 10)), np.zeros((1, 10))
+    large = np.zeros((1, 90))
+    found = seed_question_difference([small_a, large], [small_b, large.copy()])
+    assert found.points == 50.0 and found.n == 100  # (100 + 0) / 2, not the pooled 10 / 100
 
 
-def test_clustered_score_difference_is_the_ratio_of_sums():
+def test_clustered_score_difference_is_the_ratio_of_sums_and_never_zero_width():
     sums_a, counts_a = [16, 8, 9], [2, 2, 1]  # question 3: one turn unparsed
     sums_b, counts_b = [8, 8, 10], [2, 2, 2]
     found = clustered_score_difference(sums_a, counts_a, sums_b, counts_b, n_boot=2000)
     assert found.points == pytest.approx(33 / 5 - 26 / 6)  # mean over valid judgments, not over questions
     assert found.low <= found.points <= found.high and found.n == 3
     same = clustered_score_difference(sums_a, counts_a, sums_a, counts_a, n_boot=200)
-    assert (same.points, same.low, same.high, same.p_value) == (0.0, 0.0, 0.0, 1.0)
+    psi = 1 - 0.025 ** (1 / 3)  # 0 of 3 questions differ; one that did could move the mean by up to 9 points
+    assert (same.points, same.p_value) == (0.0, 1.0) and (same.low, same.high) == pytest.approx((-9 * psi, 9 * psi))
     with pytest.raises(ValueError):
         clustered_score_difference([1], [0], [1], [1])

@@ -1,23 +1,21 @@
 """`owlore-bench compare RUN_A RUN_B`: do two evaluated runs, or two labels, differ? Per task and for the Avg
-column: the difference in points with its 95% paired bootstrap interval, the exact McNemar p-value and the
-Holm-adjusted one, all from the per-question outcomes each evaluation stores in samples/
-(owlore_bench/evaluation/samples.py).
+column: the difference in points with its 95 % interval and p-value (one method each, so they agree), and the
+Holm-adjusted p, all from the per-question outcomes each evaluation stores in samples/
+(owlore_bench/evaluation/samples.py). The same tests as the report's delta table (reporting/deltas.py).
 
 RUN_A and RUN_B are two run folders (<experiment>/<label>/seed-<s>, holding eval.json and samples/), or two label
-folders (<experiment>/<label>, holding seed-<s>/ runs), or one experiment folder with --labels A,B. Labels pair
-seed s of A with seed s of B (the seeds both have an ok run of; a seed only one has is named and left out) and
-every test runs over the pooled (seed, question) pairs.
+folders (<experiment>/<label>, holding seed-<s>/ runs), or one experiment folder with --labels A,B
+(reporting/pairs.py). Labels pair seed s of A with seed s of B; the unit of the test is then the (seed,
+question) pair, resampled seeds first, then questions.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+import numpy as np
 
 from owlore_bench.errors import UserError
-from owlore_bench.evaluation.samples import SAMPLES_DIR, paired_outcomes, require_samples, stored_tasks
-from owlore_bench.reporting import statistics
-from owlore_bench.reporting.loading import label_seed_runs
+from owlore_bench.reporting import bootstrap, families, statistics
+from owlore_bench.reporting.pairs import Comparison, compared_tasks, question_keys, resolve, seed_matrices
 
 EXAMPLES = """examples:
   owlore-bench compare runs/quickstart/owlore/seed-0 runs/quickstart/lora/seed-0
@@ -26,10 +24,8 @@ EXAMPLES = """examples:
   owlore-bench compare RUN_A RUN_B --tasks bb_navigate,bb_winowhy --metric acc_norm
   owlore-bench eval --run RUN --tasks arc_easy_choices --out RUN   # a run evaluated before samples/ existed
 """
-ALPHA = 0.05  # the '*' marker: Holm-adjusted p below this
-HEADER = ("task", "n", "A % [95% Wilson]", "B % [95% Wilson]", "Δ pts", "95% paired CI", "McNemar p", "Holm p", "")
-KINDS = ("a run folder (eval.json and samples/, e.g. runs/quickstart/lora/seed-0), a label folder (seed-<s>/ "
-         "runs, e.g. runs/quickstart/lora) or, with --labels A,B, an experiment folder (<label>/seed-<s>/)")
+ALPHA = families.ALPHA  # the '*' marker: Holm-adjusted p below this (Avg: its own p)
+HEADER = ("task", "n", "A % [95%]", "B % [95%]", "Δ pts", "95% CI", "p", "Holm p", "")
 
 
 def _names(text: str) -> list[str]:
@@ -39,8 +35,9 @@ def _names(text: str) -> list[str]:
 def add_parser(subparsers, help_text: str) -> None:
     parser = subparsers.add_parser("compare", help=help_text,
                                    description="Compare two evaluated run folders (or two labels, seed by seed) "
-                                               "question by question: difference in points, paired bootstrap "
-                                               "interval, exact McNemar and Holm p.",
+                                               "question by question: difference in points, its interval and "
+                                               "p-value (exact McNemar for one seed, else a seeds-then-questions "
+                                               "bootstrap) and Holm p.",
                                    epilog=EXAMPLES)
     parser.add_argument("run_a", metavar="RUN_A", help="run folder holding eval.json and samples/ (e.g. "
                                                        "runs/quickstart/owlore/seed-0), label folder holding "
@@ -54,143 +51,53 @@ def add_parser(subparsers, help_text: str) -> None:
                         help="comma-separated tasks (default: every task all compared runs have outcomes for)")
     parser.add_argument("--metric", default="acc", help="per-question metric: acc (default) or acc_norm")
     parser.add_argument("--n-boot", dest="n_boot", type=int, default=statistics.N_BOOT,
-                        help=f"bootstrap resamples (default {statistics.N_BOOT})")
+                        help=f"bootstrap resamples, at least {bootstrap.minimum_resamples()} (default "
+                             f"{statistics.N_BOOT})")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     parser.set_defaults(run=run)
 
 
-# ---------------------------------------------------------------- what is compared
-@dataclass(frozen=True)
-class Comparison:
-    """The header lines (what A and B are, which seeds pair) and the (A run, B run) folders compared."""
-
-    header: list[str]
-    pairs: list[tuple[Path, Path]]
-    seeds: list[int] | None = None  # the paired seeds; None for two run folders
-
-
-def _kind(folder: Path) -> str:
-    """run, label or experiment: what `folder` holds; a folder that is none of them is one UserError line."""
-    if not folder.is_dir():
-        raise UserError(f"{folder}: not a folder; name {KINDS}")
-    if any((folder / name).exists() for name in ("eval.json", SAMPLES_DIR, "summary.json")):
-        return "run"
-    if any(path.is_dir() for path in folder.glob("seed-*")):
-        return "label"
-    if any(path.is_dir() for path in folder.glob("*/seed-*")):
-        return "experiment"
-    raise UserError(f"{folder}: holds no run; expected {KINDS}")
-
-
-def resolve(run_a: str, run_b: str | None, labels: list[str] | None) -> Comparison:
-    """What RUN_A, RUN_B and --labels name: two run folders, or two labels (seeds paired)."""
-    a = Path(run_a)
-    if labels is not None:
-        if run_b is not None or len(labels) != 2:
-            raise UserError(f"--labels: give one experiment folder and two labels, e.g. compare runs/quickstart "
-                            f"--labels owlore,lora (got {'RUN_B ' + run_b + ', ' if run_b else ''}"
-                            f"{len(labels)} label(s))")
-        if _kind(a) != "experiment":
-            raise UserError(f"--labels: {a} is not an experiment folder (<label>/seed-<s>/ inside); pass the "
-                            f"folder `owlore-bench run` wrote, e.g. runs/quickstart")
-        return _seed_pairs(*((labels[k], a / labels[k], label_seed_runs(a, labels[k])) for k in (0, 1)))
-    if run_b is None:
-        hint = ("; it is an experiment folder: name two of its labels with --labels A,B"
-                if _kind(a) == "experiment" else "")
-        raise UserError(f"RUN_B: missing; give two run folders, two label folders, or an experiment folder with "
-                        f"--labels A,B{hint}")
-    b = Path(run_b)
-    kinds = (_kind(a), _kind(b))
-    if kinds == ("run", "run"):
-        return Comparison([f"A: {a}", f"B: {b}"], [(a, b)])
-    if kinds == ("label", "label"):
-        return _seed_pairs(*((folder.name, folder, label_seed_runs(folder.parent, folder.name)) for folder in (a, b)))
-    raise UserError(f"{a} is {_article(kinds[0])} folder, {b} {_article(kinds[1])} folder: give two run folders "
-                    f"(.../<label>/seed-<s>) or two label folders (.../<label>), or an experiment folder with "
-                    f"--labels A,B")
-
-
-def _article(kind: str) -> str:
-    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
-
-
-def _seed_pairs(side_a: tuple[str, Path, dict[int, Path]], side_b: tuple[str, Path, dict[int, Path]]) -> Comparison:
-    """Seed s of label A against seed s of label B, for the seeds both have an ok run of; one header line per
-    seed only one side has."""
-    (name_a, folder_a, runs_a), (name_b, folder_b, runs_b) = side_a, side_b
-    for name, folder, runs in (side_a, side_b):
-        if not runs:
-            raise UserError(f"{folder}: label '{name}' has no run with status ok (seed-<s>/summary.json); let "
-                            f"`owlore-bench run` finish one first")
-    seeds = [seed for seed in runs_a if seed in runs_b]
-    if not seeds:
-        raise UserError(f"labels {name_a} and {name_b} share no seed (A has {_seed_list(runs_a)}, B has "
-                        f"{_seed_list(runs_b)}); seeds pair seed s with seed s: run both with the same seeds")
-    header = [f"A: {name_a} ({folder_a})", f"B: {name_b} ({folder_b})",
-              f"seeds paired: {_seed_list(seeds)} (both labels have an ok run of each)"]
-    for seed in sorted(set(runs_a) ^ set(runs_b)):
-        side = "A" if seed in runs_a else "B"
-        header.append(f"seed {seed}: only {side} ({name_a if side == 'A' else name_b}) has an ok run; left out")
-    return Comparison(header, [(runs_a[seed], runs_b[seed]) for seed in seeds], seeds)
-
-
-def _seed_list(seeds) -> str:
-    return ", ".join(str(seed) for seed in seeds)
-
-
-def _tasks(pairs: list[tuple[Path, Path]], tasks: list[str] | None) -> list[str]:
-    folders = [folder for pair in pairs for folder in pair]
-    for folder in folders:
-        require_samples(folder, tasks)
-    if tasks:
-        return tasks
-    shared = [set(stored_tasks(folder)) for folder in folders[1:]]
-    found = [task for task in stored_tasks(folders[0]) if all(task in other for other in shared)]
-    if not found:
-        raise UserError(f"{' and '.join(map(str, folders))}: no task has per-question outcomes in all of them; "
-                        f"name them with --tasks, or evaluate them on the same tasks (owlore-bench eval --run RUN "
-                        f"--out RUN)")
-    return found
-
-
-def pooled_outcomes(pairs: list[tuple[Path, Path]], task: str, metric: str) -> tuple[list[int], list[int]]:
-    """A's and B's 0/1 outcomes of one task over every (A run, B run) pair, concatenated pair after pair: one
-    (seed, question) pair per position, so the paired tests run over the pooled pairs."""
-    pooled_a: list[int] = []
-    pooled_b: list[int] = []
-    for folder_a, folder_b in pairs:
-        a, b = paired_outcomes(folder_a, folder_b, task, metric)
-        pooled_a += a
-        pooled_b += b
-    return pooled_a, pooled_b
-
-
-def _accuracy(outcomes: list[int]) -> str:
-    low, high = statistics.wilson_interval(sum(outcomes), len(outcomes))
-    return f"{100 * sum(outcomes) / len(outcomes):.1f} [{100 * low:.1f}, {100 * high:.1f}]"
+def _accuracy(matrix: np.ndarray, n_boot: int, seed: int) -> str:
+    """'57.0 [47.2, 66.3]': Wilson for one seed, else the seeds-then-questions bootstrap (as the report)."""
+    if matrix.shape[0] == 1:
+        low, high = (100 * bound for bound in statistics.wilson_interval(int(matrix.sum()), matrix.shape[1]))
+    else:
+        _, low, high = statistics.seed_question_interval([matrix], n_boot, seed)
+    return f"{100 * matrix.mean():.1f} [{low:.1f}, {high:.1f}]"
 
 
 def _p(value: float) -> str:
     return "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
-def comparison_lines(pairs: dict[str, tuple[list[int], list[int]]], n_boot: int = statistics.N_BOOT,
-                     seed: int = 0) -> list[tuple[str, ...]]:
-    """The table's cells: one line per task, then the Avg line (stratified bootstrap; no single paired test)."""
-    differences = {task: statistics.paired_difference(a, b, n_boot, seed) for task, (a, b) in pairs.items()}
-    adjusted = statistics.holm([difference.p_value for difference in differences.values()])
+def task_differences(matrices: dict[str, tuple[np.ndarray, np.ndarray]], n_boot: int = statistics.N_BOOT,
+                     seed: int = 0) -> dict[str, statistics.Difference]:
+    """Per task, A - B: exact McNemar and its interval for one seed, else the two-level bootstrap (seeds paired)."""
+    return {task: statistics.paired_difference(a[0], b[0]) if a.shape[0] == 1
+            else statistics.seed_question_difference([a], [b], True, n_boot, seed)
+            for task, (a, b) in matrices.items()}
+
+
+def comparison_lines(matrices: dict[str, tuple[np.ndarray, np.ndarray]], dataset_of: dict[str, str] | None = None,
+                     n_boot: int = statistics.N_BOOT, seed: int = 0) -> list[tuple[str, ...]]:
+    """The table's cells: one line per task (Holm over its datasets, families.py), then the Avg line (two-level
+    bootstrap over every task, tasks in name order as the report takes them; one task: that task's test; not
+    adjusted)."""
+    differences = task_differences(matrices, n_boot, seed)
+    adjusted = families.holm_by_dataset({task: d.p_value for task, d in differences.items()}, dataset_of or {})
     lines = []
-    for (task, (a, b)), difference, holm_p in zip(pairs.items(), differences.values(), adjusted):
-        lines.append((task, str(difference.n), _accuracy(a), _accuracy(b), f"{difference.points:+.1f}",
-                      f"[{difference.low:+.1f}, {difference.high:+.1f}]", _p(difference.p_value), _p(holm_p),
-                      "*" if holm_p < ALPHA else "n.s."))
-    average = statistics.stratified_average_difference([a for a, _ in pairs.values()], [b for _, b in pairs.values()],
-                                            n_boot, seed)
-    mean_a, mean_b = (sum(100 * sum(x[k]) / len(x[k]) for x in pairs.values()) / len(pairs) for k in (0, 1))
-    excludes_zero = average.low > 0 or average.high < 0
-    lines.append((f"Avg ({len(pairs)} tasks)", str(average.n), f"{mean_a:.1f}", f"{mean_b:.1f}",
-                  f"{average.points:+.1f}", f"[{average.low:+.1f}, {average.high:+.1f}]", "—", "—",
-                  "*" if excludes_zero else "n.s."))
+    for task, difference in differences.items():
+        a, b = matrices[task]
+        lines.append((task, str(a.size), _accuracy(a, n_boot, seed), _accuracy(b, n_boot, seed),
+                      f"{difference.points:+.1f}", f"[{difference.low:+.1f}, {difference.high:+.1f}]",
+                      _p(difference.p_value), _p(adjusted[task]), "*" if adjusted[task] < ALPHA else "n.s."))
+    tasks = sorted(matrices)
+    average = differences[tasks[0]] if len(tasks) == 1 else statistics.seed_question_difference(
+        [matrices[t][0] for t in tasks], [matrices[t][1] for t in tasks], True, n_boot, seed)
+    mean_a, mean_b = (np.mean([100 * matrices[t][k].mean() for t in tasks]) for k in (0, 1))
+    lines.append((f"Avg ({len(tasks)} tasks)", str(sum(matrices[t][0].size for t in tasks)), f"{mean_a:.1f}",
+                  f"{mean_b:.1f}", f"{average.points:+.1f}", f"[{average.low:+.1f}, {average.high:+.1f}]",
+                  _p(average.p_value), "—", "*" if average.p_value < ALPHA else "n.s."))
     return lines
 
 
@@ -201,18 +108,37 @@ def format_lines(lines: list[tuple[str, ...]]) -> str:
 
 
 def run(args) -> int:
-    if args.n_boot < 1:
-        raise UserError(f"--n-boot: must be >= 1 (got {args.n_boot})")
+    if args.n_boot < bootstrap.minimum_resamples():
+        raise UserError(f"--n-boot: at least {bootstrap.minimum_resamples()} resamples for a 95 % interval (got "
+                        f"{args.n_boot})")
     comparison = resolve(args.run_a, args.run_b, args.labels)
-    pairs = {task: pooled_outcomes(comparison.pairs, task, args.metric)
-             for task in _tasks(comparison.pairs, args.tasks)}
+    tasks = compared_tasks(comparison.pairs, args.tasks)
+    matrices = {task: seed_matrices(comparison, task, args.metric) for task in tasks}
+    dataset_of = families.datasets(question_keys(comparison, tasks))
     print("\n".join([*comparison.header, f"metric: {args.metric}, Δ = A - B in points"]))
-    print(format_lines(comparison_lines(pairs, args.n_boot, args.seed)))
-    print(f"Unit: {_unit(comparison)}. 95% intervals: paired bootstrap over these units ({args.n_boot} resamples, "
-          f"seed {args.seed}; Avg: resampled within each task). McNemar: exact, two-sided, on their discordant "
-          f"pairs. Holm: over the {len(pairs)} task(s). * = Holm p < {ALPHA} (Avg: interval excludes 0); n.s. = not "
-          f"significant.")
+    print(format_lines(comparison_lines(matrices, dataset_of, args.n_boot, args.seed)))
+    print(footnote(comparison, tasks, dataset_of, args.n_boot, args.seed))
     return 0
+
+
+def footnote(comparison: Comparison, tasks: list[str], dataset_of: dict[str, str], n_boot: int, seed: int) -> str:
+    """What the unit is, which test gave each p and interval (and what variance it covers), the Holm family."""
+    several = comparison.seeds is not None and len(comparison.seeds) > 1
+    method = (f"seeds then questions resampled ({n_boot} resamples, seed {seed}), interval and p from the same "
+              f"draws: it covers both the training seed's variance and which questions were asked"
+              if several else "exact McNemar on the discordant questions and its matching exact interval: it "
+              "covers which questions were asked, not the training seed's variance")
+    return (f"Unit: {_unit(comparison)}. Per task: {method}; the interval excludes 0 exactly when p < {ALPHA}. "
+            f"Avg: bootstrap over every task, questions resampled within each (seeds first, when several). n = paired "
+            f"observations. {_family(tasks, dataset_of)} "
+            f"* = Holm p < {ALPHA} (Avg: its own p < {ALPHA}); n.s. = not distinguishable.")
+
+
+def _family(tasks: list[str], dataset_of: dict[str, str]) -> str:
+    count = len({dataset_of.get(task, task) for task in tasks})
+    formats = (f" (the {len(tasks)} tasks are {count} datasets: a dataset's prompt formats are one member, its p the "
+               f"largest of theirs, an intersection-union test)" if count < len(tasks) else "")
+    return f"Holm: over the {count} dataset(s) compared{formats}."
 
 
 def _unit(comparison: Comparison) -> str:
@@ -222,6 +148,5 @@ def _unit(comparison: Comparison) -> str:
         return "the question (both runs answered the same ones)"
     if len(seeds) == 1:
         return f"the question (seed {seeds[0]} of A against seed {seeds[0]} of B)"
-    return (f"the (seed, question) pair, pooled over seeds {_seed_list(seeds)}: seed s of A against seed s of B on "
-            f"the same question, n = {len(seeds)} seeds x questions (a question counts once per seed, so its "
-            f"pairs are not independent)")
+    return (f"the (seed, question) pair: seed s of A against seed s of B on the same question, seeds "
+            f"{', '.join(map(str, seeds))}; n = seeds x questions")

@@ -10,6 +10,7 @@ import pandas as pd
 from owlore_bench.commands import output_folder
 from owlore_bench.errors import UserError
 from owlore_bench.reporting.delta_tables import render_delta_markdown, write_delta_tables
+from owlore_bench.reporting.families import ADJUST_MODES
 from owlore_bench.reporting.loading import METRICS, load_results
 from owlore_bench.reporting.render import render_markdown, write_tables
 from owlore_bench.reporting.tables import default_metric, table_from_results
@@ -22,6 +23,7 @@ def add_parser(subparsers, help_text: str) -> None:
                                           "  owlore-bench report runs/quickstart\n"
                                           "  owlore-bench report runs/quickstart --reference results/quickstart\n"
                                           "  owlore-bench report runs/a runs/b --out runs/ab --delta\n"
+                                          "  owlore-bench report runs/sweep --versus base --adjust all\n"
                                           "  owlore-bench report results/quickstart --html --out /tmp/qs\n")
     parser.add_argument("dirs", nargs="+", metavar="DIR",
                         help="experiment folder written by `owlore-bench run` (e.g. results/quickstart), or a folder "
@@ -39,6 +41,10 @@ def add_parser(subparsers, help_text: str) -> None:
     parser.add_argument("--versus", default="full_ft", metavar="base|full_ft|LABEL",
                         help="reference row of the delta table (paired tests on per-question outcomes; default "
                              "full_ft): writes delta.md/.csv/.tex")
+    parser.add_argument("--adjust", choices=ADJUST_MODES, default="columns",
+                        help="Holm family of the delta table's per-task p-values: columns (default: each row's "
+                             "datasets), rows (each dataset's rows), all (every per-task test); the prompt formats "
+                             "of one dataset count once")
     parser.add_argument("--no-plots", action="store_true", help="write the tables only")
     parser.add_argument("--html", action="store_true",
                         help="also write report.html: tables, figures (SVG) and provenance in one file that needs "
@@ -47,11 +53,11 @@ def add_parser(subparsers, help_text: str) -> None:
 
 
 def make_report(dirs: list[str | Path], out_dir: str | Path, metric: str | None = None, delta: bool = False,
-                plots: bool = True, tasks: list[str] | None = None,
-                html: bool = False, versus: str = "full_ft") -> tuple[pd.DataFrame, list[Path]]:
+                plots: bool = True, tasks: list[str] | None = None, html: bool = False, versus: str = "full_ft",
+                adjust: str = "columns") -> tuple[pd.DataFrame, list[Path]]:
     """Load the runs, build the table, write the table files (and plots); returns (numbers table, paths)."""
     results = load_results(dirs)
-    table = table_from_results(results, metric or default_metric(results), delta, tasks, versus)
+    table = table_from_results(results, metric or default_metric(results), delta, tasks, versus, adjust=adjust)
     from owlore_bench.reporting.mt_bench_pairwise import pairwise_tables
 
     table.attrs["mt_bench_pairwise"] = pairwise_tables(dirs)  # <experiment>/mt_bench_pairwise/*_pair.jsonl
@@ -75,7 +81,7 @@ def run(args) -> int:
         raise UserError("--out: required when several DIRs are merged; e.g. --out results/merged")
     out_dir = output_folder(args.out or args.dirs[0])
     table, paths = make_report(args.dirs, out_dir, args.metric, args.delta, not args.no_plots, args.tasks,
-                               html=args.html, versus=args.versus)
+                               html=args.html, versus=args.versus, adjust=args.adjust)
     print(render_markdown(table))
     print(render_delta_markdown(table) or table.attrs["missing_samples"]
           or f"no delta table: no row pairs with the --versus row ({args.versus}) on the same questions")

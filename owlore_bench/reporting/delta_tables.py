@@ -1,6 +1,7 @@
 """The delta table, displayed (deltas.delta_frame computes it): one line per row, one column per task, Avg and
-MT-Bench judge; a cell is 'Δ [95 % CI] p=… marker' against the reference row. Files delta.md, delta.csv (long:
-one line per row and column, every figure in its own column) and delta.tex.
+MT-Bench judge; a cell is 'Δ [95 % CI] p=… (Holm …) marker' against the reference row: the interval and p come
+from one method (they agree), the marker from the Holm-adjusted p. Files delta.md, delta.csv (long: one line per
+row and column, every figure in its own column) and delta.tex.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from owlore_bench.reporting import families, statistics
 from owlore_bench.reporting.deltas import ALPHA, p_text
 from owlore_bench.reporting.loading import AVG, MT_BENCH, mt_bench_title
 from owlore_bench.reporting.render import LATEX, MARKDOWN, _Style
@@ -16,10 +18,15 @@ from owlore_bench.results import write_text_atomic
 
 
 def delta_cell(line: pd.Series) -> str:
-    """'+3.0 [-3.0, +9.0] p=0.508 n.s.' (points; MT-Bench: score points with 2 decimals)."""
+    """'+3.0 [-3.0, +9.0] p=0.508 (Holm 1.000) n.s.' (points; MT-Bench: score points with 2 decimals); a column
+    outside every Holm family shows its p alone."""
     digits = 2 if line["column"].startswith(MT_BENCH) else 1
-    return (f"{line['delta']:+.{digits}f} [{line['ci_low']:+.{digits}f}, {line['ci_high']:+.{digits}f}] "
-            f"p{'' if p_text(line['p_holm']).startswith('<') else '='}{p_text(line['p_holm'])} {line['marker']}")
+    text = f"{line['delta']:+.{digits}f} [{line['ci_low']:+.{digits}f}, {line['ci_high']:+.{digits}f}] "
+    text += f"p{'' if p_text(line['p']).startswith('<') else '='}{p_text(line['p'])} "
+    adjusted = str(line.get("holm_family", "")) not in ("", "nan") and not str(line["holm_family"]).startswith("none")
+    if adjusted:
+        text += f"(Holm {p_text(line['p_holm'])}) "
+    return text + str(line["marker"])
 
 
 def delta_display(deltas: pd.DataFrame, style: _Style = MARKDOWN) -> pd.DataFrame:
@@ -35,13 +42,33 @@ def delta_display(deltas: pd.DataFrame, style: _Style = MARKDOWN) -> pd.DataFram
 
 
 def delta_caption(table: pd.DataFrame) -> str:
+    """What a delta cell is: the difference, which variance its interval covers, the test, the Holm family."""
     deltas = table.attrs["deltas"]
     references = ", ".join(sorted(set(deltas["reference"])))
-    return (f"Δ against {references} (--versus {table.attrs.get('versus')}), same questions: accuracy in points, "
-            f"95 % paired bootstrap interval over questions (seeds resampled too when a row has several). p: exact "
-            f"McNemar (one seed each) or bootstrap p (several seeds), Holm-adjusted over each row's task columns; "
-            f"{AVG}: stratified by task, MT-Bench: over questions with their turns (score points 1-10), both "
-            f"unadjusted. * = p < {ALPHA}, n.s. = not distinguishable.")
+    tests = set(deltas["test"])
+    plain = [task for task, info in table.attrs.get("tasks", {}).items() if not info["group"]]
+    units = "accuracy in points, " if plain else ""
+    text = (f"Δ against {references} (--versus {table.attrs.get('versus')}), same questions: {units}95 % interval "
+            f"and two-sided p from one method, so the interval excludes 0 exactly when p < {ALPHA}. ")
+    if statistics.EXACT in tests or statistics.POOLED in tests:
+        text += ("Per task, one seed each: exact McNemar p and its matching exact interval (Clopper-Pearson over "
+                 "the discordant questions); it covers which questions were asked, for these two trained models, "
+                 "not the training seed's variance. ")
+    if statistics.BOOTSTRAP in tests or statistics.POOLED in tests:
+        text += ("Several seeds: two-level bootstrap, seeds then questions (seed s paired with seed s where both "
+                 "rows ran the same seeds), interval and p from the same draws: it covers both; where it "
+                 "degenerates (no answer differs), the exact McNemar test of the pooled (seed, question) pairs. ")
+    text += (f"{AVG}: two-level bootstrap over every task, questions resampled within each (one task: that "
+             f"task's test). " if AVG in set(deltas["column"]) else "")
+    if any(str(column).startswith(MT_BENCH) for column in deltas["column"]):
+        text += "MT-Bench: bootstrap over questions with their turns (score points 1-10). "
+    if plain:
+        text += (f"{families.describe(table.attrs.get('adjust', 'columns'), plain, table.attrs.get('datasets', {}))}; "
+                 f"{AVG} and MT-Bench: one test per row, not adjusted. * = adjusted p < {ALPHA} ({AVG}, MT-Bench: "
+                 f"p < {ALPHA}), n.s. = not distinguishable.")
+    else:
+        text += f"One test per row, not adjusted. * = p < {ALPHA}, n.s. = not distinguishable."
+    return text
 
 
 def render_delta_markdown(table: pd.DataFrame) -> str:

@@ -56,11 +56,13 @@ def _mean(files: list[dict[str, Any]], key: str) -> float:
 
 
 def forgetting_cell(row: pd.Series) -> str:
-    """'+0.031 [+0.020, +0.042]' (one seed), '+0.031 ± 0.004 (3)' (seeds), '—' without a file."""
+    """'+0.031 [+0.020, +0.042]' (one seed), '+0.031 ± 0.004 (3)' (seeds), '+0.000' where the stored interval has
+    no width (the base model against itself: nothing to resample), '—' without a file."""
     mean, n = row[(FORGETTING, "mean")], int(row[(FORGETTING, "n")])
     if n == 0 or math.isnan(mean):
         return "—"
-    if n == 1 and not math.isnan(row[(FORGETTING, "ci_low")]):
-        return f"{mean:+.3f} [{row[(FORGETTING, 'ci_low')]:+.3f}, {row[(FORGETTING, 'ci_high')]:+.3f}]"
+    low, high = row[(FORGETTING, "ci_low")], row[(FORGETTING, "ci_high")]
+    if n == 1 and not math.isnan(low) and low != high:  # the base model against itself: [0, 0], no interval
+        return f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]"
     std = row[(FORGETTING, "std")]
     return f"{mean:+.3f}" + ("" if math.isnan(std) else f" ± {std:.3f} ({n})")

@@ -36,6 +36,7 @@ from owlore_bench.reporting.mt_bench import (
 )
 from owlore_bench.reporting.mt_bench_pairwise import CAPTION as PAIRWISE_CAPTION
 from owlore_bench.reporting.mt_bench_pairwise import pairwise_display
+from owlore_bench.reporting.pareto import pareto_caption
 from owlore_bench.reporting.provenance import commits, run_provenance, stored_configs
 from owlore_bench.reporting.render import MARKDOWN, caption, display_frame
 from owlore_bench.results import write_text_atomic
@@ -49,10 +50,9 @@ SVG_SETTINGS = {"svg.hashsalt": "owlore-bench", "svg.fonttype": "path"}  # glyph
 MEMORY_TEXT = ("Peak weights, gradients, optimizer state and activations from the memory ledger (GiB = 2^30 bytes, "
                "mean over seeds); the black mark is the peak total, below the stack when the categories peak at "
                "different moments.")
-PARETO_TEXT = ("Avg accuracy (%) against peak memory (GiB); error bars: std over seeds; red: the Pareto front; "
-               "dashed: the base model (not fine-tuned, no memory).")
 RUNS_TEXT = ('<p class="caption">One line per run, from its summary.json: package versions, git commit (dirty = '
-             'uncommitted changes to tracked files), hardware, run wall time (s); — = not stored.</p>')
+             'uncommitted changes to tracked files), hardware, the 1-minute load average over its steady steps and '
+             'the CPUs it could use (contended: load &gt;= CPUs + 0.5), run wall time (s); — = not stored.</p>')
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem auto; max-width: 78rem;
        padding: 0 1rem; color: #1b1f23; background: #ffffff; line-height: 1.45; }
@@ -133,7 +133,8 @@ def mtbench_section(results: Results, table: pd.DataFrame) -> str:
         parts += [f"<h3>{html.escape(title)}</h3>",
                   '<p class="caption">Mean judge score (1-10) per category and turn over the seeds; Overall = mean '
                   "of all valid judgments; Unparsed = judge replies without a rating (left out of the means); "
-                  "&plusmn; = half the 95 % interval (bootstrap over the cell's questions, as mt_bench.md).</p>",
+                  "[low, high] = the 95 % interval (bootstrap over the cell's questions: which questions were asked; "
+                  "&plusmn; where it is symmetric), as mt_bench.md.</p>",
                   frame_html(display_table(categories, intervals, HTML), escaped=True),
                   _figure(category_radar_figure(_radar_scores(categories), title), f"{title}: category radar")]
     for title, pairs, _ in table.attrs.get("mt_bench_pairwise", []):
@@ -153,7 +154,7 @@ def figures_section(results: Results, table: pd.DataFrame) -> str:
     parts = [("Memory ledger", _figure(plots.memory_figure(results), MEMORY_TEXT)),
              ("Loss curves", _figure(plots.loss_figure(results), "Training loss per step, mean over seeds; shaded: "
                                                                   "min-max over seeds when there are several.")),
-             ("Accuracy vs memory", _figure(plots.pareto_figure(table), PARETO_TEXT)),
+             ("Accuracy vs memory", _figure(plots.pareto_figure(table), pareto_caption(table))),
              ("Layers", "".join(layers))]
     return _section("figures", "Figures", [f"<h3>{title}</h3>{body}" for title, body in parts if body])
 

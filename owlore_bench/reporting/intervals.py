@@ -1,9 +1,10 @@
 """95 % intervals of the numbers table's accuracy cells, from the per-question outcomes (reporting/outcomes.py).
 
-- one seed, one task: the Wilson interval over its questions (asymmetric; the cell shows half its width);
+- one seed, one task: the Wilson interval over its questions (it covers question sampling of that one trained
+  model, not the training seed's variance); the cell shows '[low, high]' (render.interval_text);
 - several seeds, or the Avg column: a two-level bootstrap, seeds resampled, then questions within each task
-  (statistics.seed_question_interval); the cell still shows mean ± sample std over seeds, the interval is in
-  the CSV and LaTeX.
+  (statistics.seed_question_interval: it covers both); with several seeds the cell shows mean ± sample std over
+  seeds (the between-seed spread) and the interval is in the CSV. An Avg of one task is that task's interval.
 Columns added per task and Avg: (key, 'ci_low'), (key, 'ci_high') in percent and (key, 'questions') (per seed,
 summed over tasks for Avg); NaN where a row has no outcomes.
 """
@@ -38,6 +39,8 @@ def average_interval(row: RowOutcomes, tasks: list[str], n_boot: int = statistic
     matrices = [row[task].matrix for task in tasks if task in row]
     if not tasks or len(matrices) != len(tasks) or len({m.shape[0] for m in matrices}) != 1:
         return None
+    if len(tasks) == 1:  # the Avg of one task is that task: the same interval (Wilson for one seed)
+        return cell_interval(row[tasks[0]], n_boot, seed)[:2]
     _, low, high = statistics.seed_question_interval(matrices, n_boot, seed)
     return low, high
 

@@ -4,13 +4,14 @@ per judge, from the scores files in the results store (`<unit>/mt_bench/scores-<
 Seeds are averaged per category like every other cell of the report (mean over the ok seeds); judges never are.
 Paired differences between two rows (the delta table, the bold rule) come from the judgments themselves
 (`<unit>/mt_bench/judgments/<judge>.jsonl`, one score per question and turn): a bootstrap over the questions both
-rows were judged on, each question's turns kept together (statistics.clustered_score_difference).
+rows were judged on, each question's turns kept together (score_statistics.clustered_score_difference).
 
 Every score cell of the per-category table (each category, Turn 1, Turn 2, Overall) has its 95 % interval the
 same way: a percentile bootstrap over the questions behind the cell (a category's questions; every question for
 the turns and Overall), a drawn question bringing all of its valid judgments along (both turns, every ok seed),
-the statistic being the mean over the drawn judgments (category_intervals). The markdown and LaTeX cells show
-'mean ±half-width', mt_bench.csv the exact bounds and the number of questions. A question's category comes from
+the statistic being the mean over the drawn judgments (category_intervals; score_statistics.py). The markdown
+and LaTeX cells show 'mean [low, high]' ('mean ±h' where the interval is symmetric at two decimals), mt_bench.csv
+the exact bounds and the number of questions. A question's category comes from
 the MT-Bench questions of the data root (the file the judging read); without them, or below 2 judged questions,
 a cell has no interval.
 """
@@ -23,7 +24,6 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from owlore_bench.errors import UserError
@@ -32,7 +32,8 @@ from owlore_bench.mtbench.questions import load_questions
 from owlore_bench.mtbench.scores import UNPARSED, median_of_repeats
 from owlore_bench.reporting import statistics
 from owlore_bench.reporting.loading import Results, Run, mt_bench_judges
-from owlore_bench.reporting.render import LATEX, MARKDOWN
+from owlore_bench.reporting.render import LATEX, MARKDOWN, interval_text
+from owlore_bench.reporting.score_statistics import clustered_mean_interval, clustered_score_difference
 from owlore_bench.results import read_jsonl, write_text_atomic
 
 SUMMARY_COLUMNS = {"turn1": "Turn 1", "turn2": "Turn 2", "overall": "Overall"}
@@ -97,24 +98,6 @@ def question_scores(runs: list[Run], slug: str) -> dict[int, tuple[float, int]] 
     return None if rows is None else per_question(rows)
 
 
-def clustered_mean_interval(sums: list[float], counts: list[int], n_boot: int = statistics.N_BOOT, seed: int = 0,
-                            confidence: float = statistics.CONFIDENCE) -> tuple[float, float]:
-    """Percentile bootstrap interval (score points) of a mean over judgments, sum(sums) / sum(counts), whose
-    judgments come in clusters (position k = question k: the sum and count of its valid scores): clusters are
-    drawn with replacement, each with all of its judgments. Every count must be >= 1."""
-    sums_array, counts_array = np.asarray(sums, dtype=float), np.asarray(counts, dtype=float)
-    if sums_array.shape != counts_array.shape or sums_array.ndim != 1 or not (counts_array >= 1).all():
-        raise ValueError("clustered_mean_interval: equally long sums and counts, every count >= 1")
-    rng, draws = np.random.default_rng(seed), np.empty(n_boot)
-    for start in range(0, n_boot, statistics.BATCH):  # memory BATCH x questions, not n_boot x questions
-        size = min(statistics.BATCH, n_boot - start)
-        index = rng.integers(0, sums_array.size, size=(size, sums_array.size))
-        draws[start:start + size] = sums_array[index].sum(axis=1) / counts_array[index].sum(axis=1)
-    tail = 100 * (1 - confidence) / 2
-    low, high = np.percentile(draws, [tail, 100 - tail])
-    return float(low), float(high)
-
-
 def question_categories() -> dict[int, str] | None:
     """{question id: category} of the data root's MT-Bench questions; None when they are not there."""
     try:
@@ -156,8 +139,9 @@ def category_intervals(results: Results, slug: str, table: pd.DataFrame, categor
 
 
 def display_table(table: pd.DataFrame, intervals: pd.DataFrame, style=MARKDOWN) -> pd.DataFrame:
-    """Strings for md/LaTeX: score cells '6.50 ±0.42' (half the width of the interval, whose exact bounds are in
-    the CSV; the mean alone without one), '—' where a row has no score, counts as integers."""
+    """Strings for md/LaTeX: score cells '6.50 [6.10, 6.85]', or '6.50 ±0.42' where the interval is symmetric at
+    two decimals (render.interval_text; the mean alone without one), '—' where a row has no score, counts as
+    integers."""
     def cell(name: str, column: str) -> str:
         value = table.loc[name, column]
         if column in COUNT_COLUMNS:
@@ -166,7 +150,7 @@ def display_table(table: pd.DataFrame, intervals: pd.DataFrame, style=MARKDOWN) 
             return "—"
         low, high = (intervals.loc[name, (column, stat)] if (column, stat) in intervals.columns else math.nan
                      for stat in ("ci_low", "ci_high"))
-        return f"{value:.2f}" if math.isnan(low) else f"{value:.2f} ±{(high - low) / 2:.2f}"
+        return f"{value:.2f}" if math.isnan(low) else interval_text(value, low, high, digits=2)
 
     return pd.DataFrame([{"Row": style.escape(name), **{style.escape(column): style.escape(cell(name, column))
                                                          for column in table.columns}} for name in table.index])
@@ -189,8 +173,11 @@ def _caption(title: str, has_intervals: bool) -> str:
             f"judgments (FastChat's show_result.py); Unparsed = judge replies without a rating (scored -1, left out "
             f"of the means).")
     if has_intervals:
-        return text + (" ± = half the 95 % interval: percentile bootstrap over the cell's questions, each with both "
-                       "turns and every seed's judgments of it; exact bounds in mt_bench.csv.")
+        return text + (" [low, high]: the 95 % interval, a percentile bootstrap over the cell's questions, each with "
+                       "both turns and every seed's judgments of it (it covers which questions were asked, not the "
+                       "judge's or the training seed's noise); ± where it is symmetric; where every question scored "
+                       "alike, an exact bound on the share of questions that could score otherwise; bounds in "
+                       "mt_bench.csv.")
     return text + (" No intervals: the MT-Bench questions (for each question's category) or the judgments files "
                    "were not found; set OWLORE_BENCH_DATA to the data the judging read.")
 
@@ -242,4 +229,4 @@ def score_difference(runs_a: list[Run], runs_b: list[Run], slug: str, n_boot: in
     if not common:
         return None
     columns = [[scores[q][k] for q in common] for scores in (a, b) for k in (0, 1)]
-    return statistics.clustered_score_difference(*columns, n_boot=n_boot, seed=seed)
+    return clustered_score_difference(*columns, n_boot=n_boot, seed=seed)

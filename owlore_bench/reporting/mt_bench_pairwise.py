@@ -10,7 +10,8 @@ over them (FastChat's win_rate_adjusted), all in percent.
 Rows: one per judged pair, from model_1's side ('lora' vs 'full_ft'), best Adjusted % first (show_result.py's
 order); the runner's model ids (`<experiment>/<label>/seed-<s>`) are pooled over seeds under their label.
 Intervals: 95 % percentile bootstrap over questions (scipy.stats.bootstrap, paired: a drawn question brings all its
-games along, both turns and every seed), statistics.N_BOOT resamples, seeded; none below two questions.
+games along, both turns and every seed; reporting/bootstrap.py), N_BOOT resamples, seeded; none below two
+questions; where every question gives the same rate, an exact bound instead (`rate`).
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from owlore_bench.mtbench.judges import judge_heading
 from owlore_bench.mtbench.pairwise import PAIR_FOLDER, model_row
-from owlore_bench.reporting.statistics import CONFIDENCE, N_BOOT
+from owlore_bench.reporting.bootstrap import CONFIDENCE, N_BOOT, interval_and_p, paired_draws
+from owlore_bench.reporting.score_statistics import degenerate_bounds
 from owlore_bench.results import read_jsonl, write_text_atomic
 
 RATES = {"win": "Win %", "tie": "Tie %", "loss": "Loss %", "adjusted": "Adjusted %"}
@@ -64,14 +65,17 @@ def tally(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
 
 def rate(numerators: np.ndarray, games: np.ndarray, n_boot: int = N_BOOT, seed: int = 0) -> tuple[float, float, float]:
     """(percent, low, high): 100 x sum(numerators) / sum(games) over questions, with its paired percentile
-    bootstrap over questions (nan bounds below two questions)."""
+    bootstrap over questions (bootstrap.paired_draws; nan bounds below two questions). Where every question gives
+    the same rate (a zero-width bootstrap), the exact bound on the share of questions that could go otherwise
+    (score_statistics.degenerate_bounds, between 0 and 100 %)."""
     point = 100 * float(numerators.sum() / games.sum())
     if numerators.size < 2:
         return point, math.nan, math.nan
-    result = stats.bootstrap((numerators, games), lambda x, n, axis=-1: 100 * x.sum(axis) / n.sum(axis),
-                             paired=True, vectorized=True, method="percentile", confidence_level=CONFIDENCE,
-                             n_resamples=n_boot, rng=np.random.default_rng(seed))
-    return point, float(result.confidence_interval.low), float(result.confidence_interval.high)
+    draws = paired_draws((numerators, games), lambda x, n, axis=-1: 100 * x.sum(axis) / n.sum(axis), n_boot, seed)
+    low, high, _ = interval_and_p(draws, CONFIDENCE)
+    if low == high:
+        low, high = degenerate_bounds(point, int(numerators.size), 0.0, 100.0, CONFIDENCE)
+    return point, low, high
 
 
 def pairwise_table(rows: list[dict[str, Any]], n_boot: int = N_BOOT, seed: int = 0) -> pd.DataFrame:
@@ -107,7 +111,8 @@ def _cell(line: pd.Series, key: str) -> str:
 CAPTION = ("Games of Model against vs, each (question, turn) judged in both answer orders and counted as FastChat's "
            "show_result.py: a tie when game 1 says tie or the two orders disagree; games with an unparsed verdict in "
            "either order are left out (Errors). Adjusted = wins + ties / 2. [low, high]: 95 % bootstrap interval "
-           "over questions (both turns and every seed of a question drawn together).")
+           "over questions (both turns and every seed of a question drawn together): it covers which questions were "
+           "asked, not the judge's noise.")
 
 
 def pairwise_display(table: pd.DataFrame) -> pd.DataFrame:

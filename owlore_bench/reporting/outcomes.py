@@ -20,10 +20,12 @@ from owlore_bench.reporting.loading import Results, Run
 
 @dataclass(frozen=True)
 class TaskOutcomes:
-    """One row's outcomes on one task: `matrix` seeds x questions (0/1), `questions` (index, id, target) each."""
+    """One row's outcomes on one task: `matrix` seeds x questions (0/1), `questions` (index, id, target) each,
+    `seed_ids` the training seed of each matrix row (empty where unknown)."""
 
     questions: tuple
     matrix: np.ndarray
+    seed_ids: tuple = ()
 
     @property
     def n(self) -> int:
@@ -47,7 +49,8 @@ def run_outcomes(runs: list[Run], task: str, metric: str) -> TaskOutcomes | None
     keys = [tuple((r.get("i"), r.get("id"), str(r.get("t"))) for r in seed) for seed in records]
     if any(key != keys[0] for key in keys) or not keys[0] or any(metric not in r for s in records for r in s):
         return None
-    return TaskOutcomes(keys[0], np.array([outcomes(seed, metric) for seed in records], dtype=float))
+    return TaskOutcomes(keys[0], np.array([outcomes(seed, metric) for seed in records], dtype=float),
+                        tuple(run.seed for run in ok))
 
 
 def counts_outcomes(runs: list[Run], task: str, metric: str) -> TaskOutcomes | None:
@@ -60,7 +63,7 @@ def counts_outcomes(runs: list[Run], task: str, metric: str) -> TaskOutcomes | N
     n = int(rows[0]["n"])
     correct = round(float(rows[0]["value"]) * n)
     questions = tuple(("counts only", str(ok[0].path), index) for index in range(n))
-    return TaskOutcomes(questions, np.array([[1.0] * correct + [0.0] * (n - correct)]))
+    return TaskOutcomes(questions, np.array([[1.0] * correct + [0.0] * (n - correct)]), (ok[0].seed,))
 
 
 def table_outcomes(results: Results, tasks: dict[str, dict]) -> dict[str, RowOutcomes]:
@@ -77,6 +80,12 @@ def table_outcomes(results: Results, tasks: dict[str, dict]) -> dict[str, RowOut
                     row[task] = task_outcomes
         found[name] = row
     return found
+
+
+def seeds_pair(*rows: TaskOutcomes) -> bool:
+    """True when the rows were trained with the same seeds, in the same order (seed s of one pairs with seed s of
+    the other: same data order, same initial adapters), and there are several."""
+    return len({row.seed_ids for row in rows}) == 1 and len(rows[0].seed_ids) > 1
 
 
 def same_questions(*rows: TaskOutcomes | None) -> bool:

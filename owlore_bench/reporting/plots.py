@@ -18,7 +18,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from owlore_bench.memory.ledger import CATEGORIES
-from owlore_bench.reporting.loading import AVG, BASE_LABEL, GIB, Results, Run
+from owlore_bench.reporting.loading import GIB, Results, Run
+from owlore_bench.reporting.pareto import pareto_figure
 from owlore_bench.reporting.tables import status_text
 from owlore_bench.results import write_png_atomic
 
@@ -56,30 +57,44 @@ def plot_loss(results: Results, path: Path) -> Path | None:
     return None if figure is None else _save(figure, path)
 
 
+LINE_STYLES = ("-", "--", ":", "-.")  # with the 10 tab10 colours: 40 distinct (colour, line style) pairs
+LEGEND_OUTSIDE = 6  # more lines than this: the legend goes to the right of the axes, off the data
+
+
+def line_style(index: int) -> dict[str, str]:
+    """The index-th row's curve: tab10 colour index % 10, line style index // 10, so 19 methods (the zoo) get 19
+    different (colour, style) pairs."""
+    return {"color": f"C{index % 10}", "linestyle": LINE_STYLES[(index // 10) % len(LINE_STYLES)]}
+
+
 def loss_figure(results: Results) -> Figure | None:
-    """Training loss per row: mean over seeds, shaded min–max. The y range follows the ok rows, so one
-    diverged run does not flatten every other curve."""
-    figure = Figure(figsize=(7, 4.5))
+    """Training loss per row: mean over seeds, shaded min–max; each row its own colour and line style, the legend
+    outside the axes when there are many rows. The y range follows the ok rows, so one diverged run does not
+    flatten every other curve."""
+    curves = {name: (runs, found) for name, runs in results.rows.items() if (found := _loss_curves(runs)) is not None}
+    if not curves:
+        return None
+    many = len(curves) > LEGEND_OUTSIDE
+    figure = Figure(figsize=(9.5 if many else 7, 4.5 + (0.12 * len(curves) if many else 0)))
     axes = figure.add_subplot()
     ok_values = []
-    for name, runs in results.rows.items():
-        curves = _loss_curves(runs)
-        if curves is None:
-            continue
-        line, = axes.plot(curves.index, curves["mean"], label=f"{name}{_status_suffix(runs)}", linewidth=1.4)
+    for index, (name, (runs, found)) in enumerate(curves.items()):
+        style = line_style(index)
+        axes.plot(found.index, found["mean"], label=f"{name}{_status_suffix(runs)}", linewidth=1.4, **style)
         if len(runs) > 1:
-            axes.fill_between(curves.index, curves["min"], curves["max"], color=line.get_color(), alpha=0.2)
+            axes.fill_between(found.index, found["min"], found["max"], color=style["color"], alpha=0.2)
         if all(run.status == "ok" for run in runs):
-            ok_values += [v for v in curves[["min", "max"]].to_numpy().ravel() if math.isfinite(v)]
-    if not axes.lines:
-        return None
+            ok_values += [v for v in found[["min", "max"]].to_numpy().ravel() if math.isfinite(v)]
     if ok_values:
         low, high = min(ok_values), max(ok_values)
         margin = 0.05 * (high - low or 1.0)
         axes.set_ylim(low - margin, high + margin)
     axes.set(xlabel="step", ylabel="training loss", title="Training loss (mean over seeds, shaded min–max)")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.legend(fontsize="small")
+    if many:
+        axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    else:
+        axes.legend(fontsize="small")
     axes.grid(alpha=0.3)
     return figure
 
@@ -126,50 +141,10 @@ def memory_figure(results: Results) -> Figure | None:
     return figure
 
 
-def pareto_front(points: list[tuple[str, float, float]]) -> list[str]:
-    """Names of the (name, memory, accuracy) points no other point beats on both (less memory, more accuracy),
-    in order of increasing memory."""
-    front, best_accuracy = [], -math.inf
-    for name, _, accuracy in sorted(points, key=lambda p: (p[1], -p[2])):
-        if accuracy > best_accuracy:
-            front.append(name)
-            best_accuracy = accuracy
-    return front
-
-
 def plot_pareto(table: pd.DataFrame, path: Path) -> Path | None:
-    """pareto_figure as a PNG at `path`; None when no row has both Avg and memory."""
+    """pareto.pareto_figure as a PNG at `path`; None when no row has both Avg and memory."""
     figure = pareto_figure(table)
     return None if figure is None else _save(figure, path)
-
-
-def pareto_figure(table: pd.DataFrame) -> Figure | None:
-    """Avg accuracy (percent) against peak memory (GiB) per row, error bars = std over seeds, the Pareto front
-    joined by a line. Rows without memory (the base model) or without Avg are left out."""
-    if (AVG, "mean") not in table.columns:
-        return None
-    usable = table[table[(AVG, "mean")].notna() & table[("peak_mem_bytes", "mean")].notna()]
-    if usable.empty:
-        return None
-    memory = usable[("peak_mem_bytes", "mean")] / GIB
-    accuracy = usable[(AVG, "mean")]
-    figure = Figure(figsize=(6.5, 4.5))
-    axes = figure.add_subplot()
-    axes.errorbar(memory, accuracy, xerr=(usable[("peak_mem_bytes", "std")] / GIB).fillna(0),
-                  yerr=usable[(AVG, "std")].fillna(0), fmt="o", capsize=3)
-    for name in usable.index:
-        status = usable.loc[name, ("status", "")]
-        axes.annotate(name if status == "ok" else f"{name} ({status})", (memory[name], accuracy[name]),
-                      textcoords="offset points", xytext=(5, 5), fontsize="small")
-    for name in table.index[(table[("label", "")] == BASE_LABEL) & table[(AVG, "mean")].notna()]:
-        axes.axhline(table.loc[name, (AVG, "mean")], color="gray", linestyle="--", linewidth=1,
-                     label=f"{name} (no fine-tuning)")
-    front = pareto_front([(name, memory[name], accuracy[name]) for name in usable.index])
-    axes.plot(memory[front], accuracy[front], "-", color="tab:red", marker="s", label="Pareto front")
-    axes.set(xlabel="peak memory (GiB)", ylabel=f"{AVG} accuracy (%)", title="Accuracy vs peak memory")
-    axes.legend(fontsize="small")
-    axes.grid(alpha=0.3)
-    return figure
 
 
 def outlier_ratios(method_info: dict | None) -> list[float]:

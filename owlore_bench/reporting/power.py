@@ -23,14 +23,24 @@ from scipy import optimize, stats
 
 ALPHA = 0.05
 POWER = 0.80
-WORST_DISCORDANCE = 0.5  # independent runs at 50 % accuracy disagree on half the questions
+CHANCE_DISCORDANCE = 0.5  # two runs at 50 % accuracy that err independently disagree on half the questions
 
 
 def independent_discordance(accuracy: float, delta: float) -> float:
-    """psi of two runs at accuracies `accuracy` and `accuracy + delta` that err independently of each other: an
-    upper bound in practice (fine-tuned variants of one base model agree more often than chance)."""
+    """psi of two runs at accuracies `accuracy` and `accuracy + delta` that err independently of each other. An
+    assumption, not a bound: runs whose errors are positively correlated (fine-tuned variants of one base model,
+    mostly) disagree less, runs with negatively correlated errors more, up to max_discordance. Measure it
+    (`owlore-bench power --pilot RUN_A RUN_B`)."""
     other = accuracy + delta
     return accuracy * (1 - other) + other * (1 - accuracy)
+
+
+def max_discordance(accuracy: float, delta: float) -> float:
+    """The largest psi two runs at accuracies `accuracy` and `accuracy + delta` can have (every question one of
+    them gets right, the other gets wrong, as far as their accuracies allow): min(p_a + p_b, 2 - p_a - p_b). The
+    true upper bound, and so the worst case for a sample size (n grows with psi)."""
+    other = accuracy + delta
+    return min(accuracy + other, 2 - accuracy - other)
 
 
 def mcnemar_power(n: float, delta: float, discordance: float, alpha: float = ALPHA) -> float:

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from owlore_bench.reporting.loading import Results
+from owlore_bench.reporting.throughput import unit_contended, unit_load
 from owlore_bench.results import read_json
 
 SHORT_COMMIT = 12  # characters of the git hash in the per-run table (commits() lists the full hashes)
@@ -19,7 +20,8 @@ SHORT_COMMIT = 12  # characters of the git hash in the per-run table (commits() 
 
 def run_provenance(results: Results) -> pd.DataFrame:
     """One line per run: row, seed, status, commit, dirty, then every stored version and hardware key (in the
-    order the runs stored them), run wall time (s) and the error of a run that did not finish ok."""
+    order the runs stored them), its load (median 1-minute load average over the steady steps, CPUs, contended:
+    throughput.py; None where not recorded), run wall time (s) and the error of a run that did not finish ok."""
     lines = []
     for name, runs in results.rows.items():
         for run in runs:
@@ -30,6 +32,8 @@ def run_provenance(results: Results) -> pd.DataFrame:
                                     "commit": commit[:SHORT_COMMIT] if commit else None, "dirty": git.get("dirty")}
             line.update(summary.get("versions") or {})
             line.update(summary.get("hardware") or {})
+            load, cpus = unit_load(run)
+            line.update(load_avg_1m=load, cpus=cpus, contended=unit_contended(run))
             line["run_wall_s"] = summary.get("run_wall_s")
             line["error"] = summary.get("error")
             lines.append(line)

@@ -1,7 +1,8 @@
 """The numbers table, displayed: markdown / CSV / LaTeX in the paper's layout, its caption, and the files
-table.md, table.csv, table.tex. Accuracy cells: one seed '57.0 ±4.6' (half the width of the 95 % interval,
-whose exact bounds are in the CSV), several seeds 'mean ± std (seeds)'; bold only where a paired test tells
-the best row from the runner-up (deltas.distinct_best).
+table.md, table.csv, table.tex. Accuracy cells: one seed '57.0 [47.2, 66.3]' (the 95 % interval; '±h' only where
+it is symmetric at the shown precision), several seeds 'mean ± std (seeds)' (the between-seed spread; the 95 %
+interval is in the CSV); bold only where a paired test tells the best row from the runner-up
+(deltas.distinct_best). Tokens/s of a row that ran on a contended machine carry '†' and are never bold.
 """
 
 from __future__ import annotations
@@ -51,6 +52,19 @@ def value_columns(table: pd.DataFrame) -> dict[str, tuple[str, str, str | None]]
     return columns
 
 
+CONTENDED_MARK = "†"
+
+
+def interval_text(point: float, low: float, high: float, digits: int = 1, sign: bool = False) -> str:
+    """'57.0 ±4.6' where the interval is symmetric about the point at `digits` decimals, else '57.0 [47.2, 66.3]'
+    ('±' only for a symmetric interval; Wilson and percentile intervals mostly are not). `sign`: '+3.0'."""
+    shown = f"{{:{'+' if sign else ''}.{digits}f}}"
+    below, above = f"{point - low:.{digits}f}", f"{high - point:.{digits}f}"
+    if below == above:
+        return f"{shown.format(point)} ±{above}"
+    return f"{shown.format(point)} [{shown.format(low)}, {shown.format(high)}]"
+
+
 def format_number(value: float, kind: str, scale: float | None = None) -> str:
     """A mean or std in display units: percent 1 decimal, GiB 2 decimals (3 significant digits below 0.1 GiB,
     decided by `scale`, the row's mean, so a std matches its mean), counts compact, tokens/s whole."""
@@ -75,12 +89,17 @@ def format_number(value: float, kind: str, scale: float | None = None) -> str:
 def _best_names(table: pd.DataFrame, key: str, kind: str, better: str | None) -> set[str]:
     """Accuracy and MT-Bench columns: the row deltas.distinct_best found distinguishable from the runner-up
     (none without per-question data). Measured columns (memory, tokens/s): every row whose displayed mean is
-    the best of the column (ties all count)."""
+    the best of the column (ties all count); tokens/s only when every row's units recorded an uncontended
+    machine (throughput.py: a row slowed by others says nothing about which method is faster)."""
     if kind in ("pct", "score"):
         return set(table.attrs.get("bold", {}).get(key, set()))
     if better is None or (key, "mean") not in table.columns:
         return set()
-    means = table.loc[table[("status", "")] == "ok", (key, "mean")].dropna()  # rows with a failed seed: no
+    ok = table[table[("status", "")] == "ok"]  # rows with a failed seed: no
+    if kind == "rate" and (ok.get(("contention", ""), pd.Series("unknown", index=ok.index))
+                           .loc[ok[(key, "mean")].notna()] != "uncontended").any():
+        return set()
+    means = ok[(key, "mean")].dropna()
     if means.empty:
         return set()
     shown = means.map(lambda value: float(format_number(value, kind).replace(",", "").rstrip("BMK")))
@@ -95,8 +114,10 @@ def _cell(row: pd.Series, key: str, kind: str) -> str:
     if n == 0 or math.isnan(mean):
         return "—"
     text = format_number(mean, kind)
+    if kind == "rate" and row.get(("contention", "")) == "contended":
+        text += CONTENDED_MARK
     if n == 1 and (key, "ci_low") in row.index and not math.isnan(row[(key, "ci_low")]):
-        return f"{text} ±{format_number((row[(key, 'ci_high')] - row[(key, 'ci_low')]) / 2, kind)}"
+        return interval_text(mean, row[(key, "ci_low")], row[(key, "ci_high")])
     if n > 1 and not math.isnan(std) and kind not in ("delta", "count"):  # counts do not vary with the seed
         text += f" ± {format_number(std, kind, scale=mean)} ({n})"
     return text
@@ -154,7 +175,8 @@ def caption(table: pd.DataFrame) -> str:
         parts.append("Δ: Avg minus the experiment's full FT Avg, percentage points.")
     if table.attrs.get("forgetting"):
         parts.append("Forgetting (ΔCE): mean per-token cross-entropy (nats) on held-out general text, trained minus "
-                     "base model (+ = forgot), with its 95 % interval (one seed) or ± std over seeds.")
+                     "base model (+ = forgot), with its 95 % interval (one seed: a bootstrap over the text's chunks, "
+                     "which covers which text was scored) or ± std over seeds; the base model is 0 by definition.")
     if table.attrs.get("hidden_tasks"):
         parts.append(f"{len(table.attrs['hidden_tasks'])} stored task row(s) not shown (subtasks; pick columns "
                      f"with --tasks).")
@@ -164,17 +186,28 @@ def caption(table: pd.DataFrame) -> str:
 
 
 def _cells_and_bold(table: pd.DataFrame) -> str:
-    """The caption's sentences on what a cell shows and when it is bold."""
-    kinds = table.attrs.get("interval_kinds", [])
-    text = "Cells: mean ± sample std over seeds, (n) = seeds when n > 1"
-    if kinds:
-        text += ("; one seed: ± = half the 95 % interval (Wilson over questions per task, Avg: bootstrap over "
-                 "questions stratified by task), exact bounds and the seeds-then-questions bootstrap interval of "
-                 "several seeds in table.csv")
-    return (text + ". Bold (accuracy, MT-Bench): best of its column AND distinguishable from the runner-up at 5 % "
-            "by a paired test on the same questions (exact McNemar for one seed each, else a paired bootstrap; not "
-            "adjusted across columns); without per-question outcomes nothing is bold. Bold (memory lower, tokens/s "
-            "higher): best measured value.")
+    """The caption's sentences on what a cell shows, which variance its interval covers, and when it is bold."""
+    text = ("Cells: one seed: mean [95 % interval] ('± h' only where the interval is symmetric at the shown "
+            "precision); several seeds: mean ± s (n), s the sample std over the n seeds: the between-seed spread, "
+            "not an interval")
+    if table.attrs.get("interval_kinds"):
+        text += ("; a one-seed interval (Wilson over the task's questions; Avg: bootstrap over questions within "
+                 "each task) covers which questions were asked, for that one trained model, not the training "
+                 "seed's variance; the several-seed interval in table.csv (seeds, then questions resampled) covers "
+                 "both")
+    text += (". Bold (accuracy, MT-Bench): best of its column AND distinguishable from the runner-up at 5 % by "
+             "the delta table's paired test on the same questions (one unadjusted test per column); without "
+             "per-question outcomes nothing is bold. Bold (memory): lowest measured value.")
+    if ("tokens_per_s", "mean") in table.columns and table[("tokens_per_s", "mean")].notna().any():
+        timed = table[table[("tokens_per_s", "mean")].notna()]
+        unknown = ("contention", "") not in table.columns or (timed[("contention", "")] == "unknown").all()
+        text += (f" Tokens/s: median over each seed's steady-state steps (first 10 % left out), mean over seeds; "
+                 f"{CONTENDED_MARK} = a seed ran on a contended machine (1-min load average >= CPUs + 0.5); bold "
+                 f"only when every row recorded an uncontended machine"
+                 + ("; these runs recorded no load (made before it was logged), so none is bold" if unknown else "")
+                 + "; for speed comparisons between methods use benchmarks/bench_speed_alternating.py, which "
+                   "alternates them in one process.")
+    return text
 
 
 def render_markdown(table: pd.DataFrame) -> str:
@@ -196,8 +229,9 @@ def csv_frame(table: pd.DataFrame) -> pd.DataFrame:
     named `<task>_<metric>[_<k>shot]` (percent), `peak_mem_bytes` (bytes); with per-question outcomes also
     `<column>_ci_low` / `_ci_high` (95 %, percent) and `<column>_questions`; `forgetting_delta_ce_*` in nats."""
     flat = pd.DataFrame({"row": table.index})
-    for key in ("experiment", "label", "method", "status", "runs", "ok_runs"):
-        flat[key] = table[(key, "")].to_numpy()
+    for key in ("experiment", "label", "method", "status", "runs", "ok_runs", "contention"):
+        if (key, "") in table.columns:
+            flat[key] = table[(key, "")].to_numpy()
     tasks = table.attrs.get("tasks", {})
     for key in value_columns(table):
         name = "avg" if key == AVG else key.replace(MT_BENCH, "mt_bench_")

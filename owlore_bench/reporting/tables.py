@@ -15,7 +15,8 @@ import pandas as pd
 
 from owlore_bench.errors import UserError, did_you_mean
 from owlore_bench.reporting import statistics
-from owlore_bench.reporting.deltas import delta_frame, distinct_best
+from owlore_bench.reporting.deltas import delta_frame, distinct_best, separated_front
+from owlore_bench.reporting.families import check_adjust, datasets, row_questions
 from owlore_bench.reporting.forgetting import add_forgetting
 from owlore_bench.reporting.intervals import add_intervals
 from owlore_bench.reporting.loading import (
@@ -32,6 +33,7 @@ from owlore_bench.reporting.loading import (
     mt_bench_judges,
 )
 from owlore_bench.reporting.outcomes import missing_hint, table_outcomes
+from owlore_bench.reporting.throughput import row_contention, unit_tokens_per_s
 
 
 def is_group_row(row: dict[str, Any]) -> bool:
@@ -100,7 +102,8 @@ def task_columns(results: Results, metric: str, tasks: list[str] | None = None) 
 
 
 def run_values(run: Run, tasks: dict[str, dict[str, Any]]) -> dict[str, float]:
-    """One run's numbers: accuracy per task and Avg (percent), peak memory (bytes), params, tokens/s."""
+    """One run's numbers: accuracy per task and Avg (percent), peak memory (bytes), params, tokens/s (median of
+    the steady-state steps, throughput.py)."""
     scores = {(row["task"], row["metric"]): row["value"] for row in run.eval_rows}
     values = {}
     for task, info in tasks.items():
@@ -112,7 +115,7 @@ def run_values(run: Run, tasks: dict[str, dict[str, Any]]) -> dict[str, float]:
         values[MT_BENCH + slug] = scores.get("overall")
     values["peak_mem_bytes"] = run.summary.get("peak_mem_total_bytes")
     values["trainable_params"] = run.summary.get("trainable_params")
-    values["tokens_per_s"] = run.summary.get("tokens_per_s")
+    values["tokens_per_s"] = unit_tokens_per_s(run)
     return {key: math.nan if value is None else float(value) for key, value in values.items()}
 
 
@@ -158,15 +161,18 @@ def _add_delta(table: pd.DataFrame) -> None:
 
 
 def table_from_results(results: Results, metric: str = "acc", delta: bool = False, tasks: list[str] | None = None,
-                       versus: str = FULL_FT_METHOD, n_boot: int = statistics.N_BOOT) -> pd.DataFrame:
+                       versus: str = FULL_FT_METHOD, n_boot: int = statistics.N_BOOT,
+                       adjust: str = "columns") -> pd.DataFrame:
     """The numbers table: index = row names in display order; columns are (key, 'mean'|'std'|'n') for each task,
     Avg, peak_mem_bytes, trainable_params, tokens_per_s (and delta_avg_vs_full_ft), plus (experiment|label|
-    method|status|runs|ok_runs, ''). Accuracy in percent, memory in bytes. `tasks` picks the task columns
-    (default: see _shown_tasks). attrs: tasks (metric, shots, group per shown task), hidden_tasks (stored but not
-    shown), skipped (incomplete run folders), metric (asked for), and what _add_decisions adds (intervals, the
-    bold cells, the delta table against `versus`, forgetting)."""
+    method|status|runs|ok_runs|contention, ''). Accuracy in percent, memory in bytes. `tasks` picks the task
+    columns (default: see _shown_tasks). attrs: tasks (metric, shots, group per shown task), hidden_tasks (stored
+    but not shown), skipped (incomplete run folders), metric (asked for), and what _add_decisions adds
+    (intervals, the bold cells, the delta table against `versus` with Holm families `adjust`, the Pareto front,
+    forgetting)."""
     if metric not in METRICS:
         raise UserError(f"--metric: unknown metric '{metric}'; use one of {', '.join(METRICS)}")
+    check_adjust(adjust)
     columns = task_columns(results, metric, tasks)
     judges = mt_bench_judges(results)
     keys = [*columns, AVG] if columns else []
@@ -176,7 +182,7 @@ def table_from_results(results: Results, metric: str = "acc", delta: bool = Fals
         records[name] = {("experiment", ""): runs[0].experiment, ("label", ""): runs[0].label,
                          ("method", ""): runs[0].method, ("status", ""): status_text(runs),
                          ("runs", ""): len(runs), ("ok_runs", ""): sum(run.status == "ok" for run in runs),
-                         **_row_stats(runs, keys, columns)}
+                         ("contention", ""): row_contention(runs), **_row_stats(runs, keys, columns)}
     table = pd.DataFrame.from_dict(records, orient="index")
     table.columns = pd.MultiIndex.from_tuples(table.columns)
     stored = {row["task"] for runs in results.rows.values() for run in runs for row in run.eval_rows}
@@ -185,14 +191,15 @@ def table_from_results(results: Results, metric: str = "acc", delta: bool = Fals
                        protocols=[run.eval_protocol for runs in results.rows.values() for run in runs])
     if delta and columns:
         _add_delta(table)
-    _add_decisions(table, results, versus, n_boot)
+    _add_decisions(table, results, versus, n_boot, adjust)
     return table
 
 
-def _add_decisions(table: pd.DataFrame, results: Results, versus: str, n_boot: int) -> None:
+def _add_decisions(table: pd.DataFrame, results: Results, versus: str, n_boot: int, adjust: str) -> None:
     """From the per-question outcomes: interval columns (intervals.py); attrs bold ({column: rows}, deltas.py),
-    deltas (the long delta table), versus, missing_samples (the re-evaluate line or None); and the forgetting
-    column (forgetting.py; attrs forgetting: whether there is one)."""
+    deltas (the long delta table), versus, adjust, datasets ({task: dataset}), pareto_front (rows, or None when
+    no two rows pair), missing_samples (the re-evaluate line or None); and the forgetting column (forgetting.py;
+    attrs forgetting: whether there is one)."""
     columns = table.attrs["tasks"]
     plain = [task for task, info in columns.items() if not info["group"]]
     outcomes = table_outcomes(results, columns)
@@ -200,17 +207,19 @@ def _add_decisions(table: pd.DataFrame, results: Results, versus: str, n_boot: i
         add_intervals(table, outcomes, plain, n_boot)
     keys = ([*plain, AVG] if plain else []) + [MT_BENCH + slug for slug in table.attrs["mt_bench_judges"]]
     table.attrs.update(bold=distinct_best(table, keys, outcomes, results, plain, n_boot), versus=versus,
-                       deltas=delta_frame(table, keys, outcomes, results, plain, versus, n_boot),
+                       deltas=delta_frame(table, keys, outcomes, results, plain, versus, n_boot, adjust),
+                       adjust=adjust, datasets=datasets(row_questions(plain, outcomes)),
+                       pareto_front=separated_front(table, outcomes, results, plain, n_boot),
                        missing_samples=missing_hint(results, plain),
                        forgetting=add_forgetting(table, results))
 
 
 def build_table(dirs: Iterable[str | Path], metric: str | None = None, delta: bool = False,
-                tasks: list[str] | None = None, versus: str = FULL_FT_METHOD) -> pd.DataFrame:
+                tasks: list[str] | None = None, versus: str = FULL_FT_METHOD, adjust: str = "columns") -> pd.DataFrame:
     """The numbers table of one or more experiment folders (see table_from_results). `metric` None: the
     experiments' own choice (experiment.json 'metric' or 'eval.metric'), else 'acc'."""
     results = load_results(dirs)
-    return table_from_results(results, metric or default_metric(results), delta, tasks, versus)
+    return table_from_results(results, metric or default_metric(results), delta, tasks, versus, adjust=adjust)
 
 
 def default_metric(results: Results) -> str:

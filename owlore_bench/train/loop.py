@@ -2,7 +2,7 @@
 
 One optimizer step = `grad_accum` micro-batches of forward + backward, gradient clipping, optimizer step, LR
 schedule step. Each step writes one line to metrics.jsonl (step, loss, lr, tokens, tokens_per_s, elapsed_s,
-the memory ledger in bytes, and whatever the method's on_step_start returned; with train.time_phases also
+load_1m, the memory ledger in bytes, and whatever the method's on_step_start returned; with train.time_phases also
 forward_s, backward_s and update_s, see owlore_bench/train/phases.py). A non-finite loss stops the run
 with status `diverged`; running out of memory stops it with status `oom`.
 
@@ -29,7 +29,7 @@ from owlore_bench.config import TrainConfig
 from owlore_bench.errors import one_line
 from owlore_bench.memory.ledger import MemoryLedger
 from owlore_bench.method import Method
-from owlore_bench.results import MetricsLog
+from owlore_bench.results import MetricsLog, load_average, machine_load, steady_tokens_per_s
 from owlore_bench.train import distributed
 from owlore_bench.train.checkpoint import load_checkpoint, save_checkpoint
 from owlore_bench.train.data import TrainingData
@@ -91,9 +91,11 @@ def train(model: torch.nn.Module, method: Method, data: TrainingData, cfg: Train
     """Train `model` (already through method.prepare) for cfg.steps (or cfg.epochs passes over `data`); resumes
     from out_dir/checkpoint if present.
 
-    Returns the training summary: status, steps done, final_loss, trainable_params (max over steps), tokens_per_s,
-    wall_s (training seconds, summed over resumed segments) and the peak memory ledger (bytes). A step that
-    raises ends the run as 'oom' or 'failed' with a one-line error; the traceback goes to out_dir/error.log.
+    Returns the training summary: status, steps done, final_loss, trainable_params (max over steps), tokens_per_s
+    (median of the steady-state steps; tokens_per_s_overall: all tokens over all step time), the machine's load
+    (load_avg_1m, load_avg_1m_max, cpu_count: results.machine_load), wall_s (training seconds, summed over resumed
+    segments) and the peak memory ledger (bytes). A step that raises ends the run as 'oom' or 'failed' with a
+    one-line error; the traceback goes to out_dir/error.log.
     """
     out_dir = Path(out_dir)
     device = next(model.parameters()).device
@@ -132,6 +134,7 @@ def train(model: torch.nn.Module, method: Method, data: TrainingData, cfg: Train
             run.elapsed_s += step_s
             run.metrics.write({"step": step, "loss": loss_sum, "lr": lr, "tokens": int(tokens),
                                "tokens_per_s": tokens / step_s, "step_s": step_s, "elapsed_s": run.elapsed_s,
+                               "load_1m": load_average(),  # a contended machine shows here (results.machine_load)
                                "trainable_params": trainable_parameter_count(model),
                                **run.phases.row(), **memory, **extra})
             bar.update(1)
@@ -227,8 +230,10 @@ def _summary(model: torch.nn.Module, run: _Run, status: str, error: str | None) 
         "final_loss": finished[-1]["loss"] if finished else None,
         "trainable_params": max((row["trainable_params"] for row in finished),
                                 default=trainable_parameter_count(model)),
-        "tokens_per_s": sum(row["tokens"] for row in finished) / train_s if train_s else None,
+        "tokens_per_s": steady_tokens_per_s(finished),  # median of the steps after warm-up
+        "tokens_per_s_overall": sum(row["tokens"] for row in finished) / train_s if train_s else None,
         "wall_s": run.elapsed_s,
+        **machine_load(finished),
         **peak_memory(finished),
     }
 
