@@ -8,7 +8,7 @@ from pathlib import Path
 from owlore_bench.experiment import load_experiment, parse_only, plan
 from owlore_bench.launch.options import add_launcher_arguments, collect_command, make_launcher
 from owlore_bench.launch.records import submitted_units
-from owlore_bench.launch.torchrun import add_nproc_argument, check_nproc, relaunch
+from owlore_bench.launch.torchrun import add_nproc_argument, add_parallel_argument, check_nproc, relaunch
 from owlore_bench.results import read_json
 from owlore_bench.runner import claim_out_dir, dry_run_plan, judge_mtbench, unit_is_complete
 from owlore_bench.train import distributed
@@ -19,6 +19,7 @@ EXAMPLES = """examples:
   owlore-bench run configs/paper/commonsense_llama2_7b.yaml --dry-run
   owlore-bench run my.yaml --only method=owlore,seed=1           # one unit, e.g. from a scheduler
   owlore-bench run my.yaml --nproc 2                             # each unit data parallel on 2 processes
+  owlore-bench run my.yaml --nproc 8 --parallel fsdp             # each unit sharded over 8 GPUs (FSDP2)
   owlore-bench run my.yaml --launcher submitit --partition gpu --gpus-per-unit 1 --timeout-min 240
   owlore-bench run my.yaml                                       # later: collect the finished jobs' units
 """
@@ -39,12 +40,15 @@ def add_parser(subparsers) -> None:
                              "are kept, the others are rerun")
     parser.add_argument("--no-plots", action="store_true", help="write tables only")
     add_nproc_argument(parser)
+    add_parallel_argument(parser)
     add_launcher_arguments(parser)
     parser.set_defaults(run=run)
 
 
 def run(args) -> int:
     experiment = load_experiment(args.config, out=args.out)
+    if args.parallel:  # every unit (a method entry's own train.parallel still wins)
+        experiment.train.parallel = args.parallel
     units = plan(experiment, parse_only(args.only))  # validates every method entry before anything runs
     if args.dry_run:
         print_plan(experiment, units, args.nproc or 1)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from owlore_bench.config import DataConfig, RunConfig, TrainConfig, apply_overrides, parse, read_yaml
 from owlore_bench.errors import UserError
-from owlore_bench.launch.torchrun import add_nproc_argument, check_nproc, relaunch
+from owlore_bench.launch.torchrun import add_nproc_argument, add_parallel_argument, check_nproc, relaunch
 from owlore_bench.registry import build_method, get_method_class
 from owlore_bench.train import distributed
 from owlore_bench.train.data_plan import plan_lines, tokenize_data
@@ -17,7 +17,8 @@ from owlore_bench.train.step_in_backward import check_supported
 # flag name → (section, field); flags left unset keep the config file's or the defaults' values
 _FLAGS = {"steps": ("train", "steps"), "epochs": ("train", "epochs"), "batch_size": ("train", "batch_size"),
           "max_length": ("train", "max_length"),
-          "lr": ("train", "lr"), "seed": ("train", "seed"), "dtype": ("train", "dtype"), "device": ("train", "device")}
+          "lr": ("train", "lr"), "seed": ("train", "seed"), "dtype": ("train", "dtype"), "device": ("train", "device"),
+          "parallel": ("train", "parallel")}
 
 
 def add_parser(subparsers) -> None:
@@ -32,6 +33,8 @@ def add_parser(subparsers) -> None:
                                           "--set method.r=16 --set train.report_to=[tensorboard]\n"
                                           "  owlore-bench train --method lisa --model tiny-llama --data train.json "
                                           "--nproc 2   # data parallel: 2 processes (torchrun)\n"
+                                          "  owlore-bench train --method galore --model tiny-llama --data train.json "
+                                          "--nproc 2 --parallel fsdp   # sharded: FSDP2\n"
                                           "  (an interrupted run resumes when rerun with the same --out, "
                                           "given train.checkpoint_every > 0)\n")
     parser.add_argument("--config", help="run config YAML (flags and --set override it)")
@@ -56,6 +59,7 @@ def add_parser(subparsers) -> None:
                         help="read and tokenize (or pack) the data with the model's tokenizer only, print records, "
                              "tokens, blocks, steps per epoch and tokens per step, and train nothing")
     add_nproc_argument(parser)
+    add_parallel_argument(parser)
     parser.set_defaults(run=run)
 
 

@@ -25,6 +25,13 @@ def add_nproc_argument(parser) -> None:
                              "global batch of batch_size x N rows")
 
 
+def add_parallel_argument(parser) -> None:
+    parser.add_argument("--parallel", choices=["replicate", "fsdp"],
+                        help="with --nproc N (or torchrun): replicate = every process holds the whole model "
+                             "(default); fsdp = FSDP2 shards weights, gradients and optimizer state over the "
+                             "processes (train.parallel)")
+
+
 def check_nproc(nproc: int, device: str) -> None:
     """One line for a process count this machine cannot run: below 1, more GPUs than it has, more processes
     than CPU cores (on CPU), or --nproc inside a torchrun that already started the processes."""

@@ -20,6 +20,7 @@ from owlore_bench.registry import build_method
 from owlore_bench.results import provenance, read_json, write_json_atomic
 from owlore_bench.train import distributed
 from owlore_bench.train.data import read_sources
+from owlore_bench.train.fsdp import consolidate, load_dtype, mixed_precision, shard_model, unsharded_skeleton, uses_fsdp
 from owlore_bench.train.loop import seed_everything, train
 from owlore_bench.train.optimizer_bits import check_state_bits, with_state_bits
 from owlore_bench.train.packing import build_training_data, check_block_size, data_facts, resolve_steps
@@ -63,7 +64,8 @@ def train_run(cfg: RunConfig, out_dir: str | Path, write_summary: bool = True) -
     check_available(cfg.train.report_to)  # a missing tracker package fails before the model loads
     check_state_bits(cfg.train.optimizer_state_bits, resolve_device(cfg.train.device))  # 8-bit: bnb runs here
     records, sources = read_sources(cfg.data.path, cfg.data.limit)  # bad data fails before the model loads
-    model, tokenizer = load_model(cfg.model, dtype=cfg.train.dtype, device=cfg.train.device)
+    model, tokenizer = load_model(cfg.model, dtype=load_dtype(cfg.train, resolve_device(cfg.train.device)),
+                                  device=cfg.train.device)
     if cfg.data.packing:
         check_block_size(cfg.data.block_size, getattr(model.config, "max_position_embeddings", None))
     data = build_training_data(records, tokenizer, cfg.data, cfg.train.max_length, seed=cfg.train.seed,
@@ -71,6 +73,10 @@ def train_run(cfg: RunConfig, out_dir: str | Path, write_summary: bool = True) -
     train_cfg = resolve_steps(cfg.train, data, distributed.world_size())  # train.epochs -> steps
     seed_everything(cfg.train.seed)
     model = method.prepare(model)
+    skeleton = None
+    if uses_fsdp(cfg.train):  # rank 0 keeps a weightless copy to consolidate the trained shards into
+        skeleton = unsharded_skeleton(model) if distributed.is_main() else None
+        model = shard_model(model, cfg.train)
     if cfg.train.optimizer_state_bits != 32:  # a non-AdamW optimizer is refused before any folder is written
         with_state_bits(method.build_optimizer(model, lr=cfg.train.lr, weight_decay=0.0), 8, method.name)
     if distributed.is_main():  # only now: a run refused for its data, model or method leaves no folder behind
@@ -79,6 +85,8 @@ def train_run(cfg: RunConfig, out_dir: str | Path, write_summary: bool = True) -
     # load before rank 0 can save (no rank reads a checkpoint that is being written).
     distributed.barrier()
     result = train(model, method, data, train_cfg, out_dir)
+    if uses_fsdp(cfg.train) and result["status"] == "ok":  # every rank sends its shards; rank 0 gets the model
+        model = consolidate(model, skeleton, mixed_precision(cfg.train, resolve_device(cfg.train.device)).param_dtype)
     if cfg.save_model and result["status"] == "ok" and distributed.is_main():
         method.save_trained(model, tokenizer, out_dir / "model")
     summary = {"method": cfg.method, "model": cfg.model, **result, "method_info": method.run_info(),
