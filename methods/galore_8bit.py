@@ -65,6 +65,7 @@ class GaLore8bit(GaLore):
     """GaLore 8-bit (galore-torch GaLoreAdamW8bit + bitsandbytes): GaLore with 8-bit blockwise Adam states."""
 
     reference_package = "galore-torch"
+    no_fsdp = "bitsandbytes' 8-bit kernels update whole tensors, not DTensor shards"
 
     def build_optimizer(self, model, lr, weight_decay):
         c = self.config

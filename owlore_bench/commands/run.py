@@ -60,6 +60,7 @@ def run(args) -> int:
     processes = args.nproc or launcher.processes_per_unit or int(os.environ.get("WORLD_SIZE", "1"))
     check_before_running(experiment, units, processes)
     if args.nproc is not None and args.nproc > 1:
+        check_data(units, args.nproc)  # one line here, not one per rank
         return relaunch(args.nproc, args.command_line)
     distributed.init_from_env(experiment.train.device)
     try:
@@ -83,6 +84,19 @@ def check_before_running(experiment, units, processes: int) -> None:
         if unit.run is not None:
             check_available(unit.run.train.report_to)
             check_supported(build_method(unit.run.method, unit.run.method_config), unit.run.train, processes)
+
+
+def check_data(units, processes: int) -> None:
+    """Read and tokenize each distinct data setting of the units and derive their steps (what every rank would
+    do first), so a data error stops the command before torchrun starts."""
+    from owlore_bench.train.data_plan import steps_to_run, tokenization_key, tokenize_data
+
+    tokenized = {}
+    for unit in units:
+        if unit.run is not None:
+            key = tokenization_key(unit.run)
+            tokenized[key] = tokenized.get(key) or tokenize_data(unit.run)
+            steps_to_run(tokenized[key], unit.run.train, processes)
 
 
 def run_experiment(args, experiment, units, launcher) -> int:

@@ -50,6 +50,17 @@ def differing_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
     return [] if old == new else [prefix.rstrip(".")]
 
 
+def check_run(cfg: RunConfig, world_size: int) -> Any:
+    """The run's method, after everything about the method and the loop settings on `world_size` processes that
+    can fail in one line before the data and model load (the trackers, 8-bit states). `--nproc N` calls it, and
+    reads and tokenizes the data, before torchrun starts: bad input is one line, not one per rank."""
+    method = build_method(cfg.method, cfg.method_config)
+    check_supported(method, cfg.train, world_size)  # before anything is written or loaded
+    check_available(cfg.train.report_to)  # a missing tracker package fails before the model loads
+    check_state_bits(cfg.train.optimizer_state_bits, resolve_device(cfg.train.device))  # 8-bit: bnb runs here
+    return method
+
+
 def train_run(cfg: RunConfig, out_dir: str | Path, write_summary: bool = True) -> tuple[dict[str, Any], Any, Any, Any]:
     """Train one run into `out_dir`; resumes from its checkpoint if one is there.
 
@@ -59,10 +70,7 @@ def train_run(cfg: RunConfig, out_dir: str | Path, write_summary: bool = True) -
     """
     out_dir = Path(out_dir)
     started = time.time()
-    method = build_method(cfg.method, cfg.method_config)
-    check_supported(method, cfg.train, distributed.world_size())  # before anything is written or loaded
-    check_available(cfg.train.report_to)  # a missing tracker package fails before the model loads
-    check_state_bits(cfg.train.optimizer_state_bits, resolve_device(cfg.train.device))  # 8-bit: bnb runs here
+    method = check_run(cfg, distributed.world_size())
     records, sources = read_sources(cfg.data.path, cfg.data.limit)  # bad data fails before the model loads
     model, tokenizer = load_model(cfg.model, dtype=load_dtype(cfg.train, resolve_device(cfg.train.device)),
                                   device=cfg.train.device)
