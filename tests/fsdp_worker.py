@@ -6,8 +6,8 @@ METHODS: comma-separated names of suites() below (a method, a planted bug, or `r
 (with a cross entropy kept in fp64: transformers' own upcasts the logits to fp32; PiSSA in fp32) at global batch
 4, 2 rows a rank, and records: the loss per step, the consolidated final weights (rank 0), and for every rank
 and step the active layers, which decoder layers hold optimizer state in this rank's shards, and which layers
-moved while they were frozen. Rank 0 saves OUT_DIR/results.pt. With CLI ARGS, every rank then runs `owlore-bench CLI ARGS`
-in-process (as `torchrun -m owlore_bench.cli` does) and the worker exits with its exit code.
+moved while they were frozen. Rank 0 saves OUT_DIR/results.pt. With CLI ARGS, every rank then runs
+`owlore-bench CLI ARGS` in-process (as `torchrun -m owlore_bench.cli` does) and the worker exits with its code.
 
 The test imports this file to train the 1-process references (4 rows, no sharding) in its own process.
 
