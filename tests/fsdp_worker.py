@@ -220,12 +220,40 @@ def main(out_dir: str, runs: list[str]) -> None:
         if run == "resume":
             results.update(resume_runs(root, table))
             continue
+        if run == "memory":
+            results["memory"] = memory_runs()
+            continue
         method, config = table[run]
         with plant(run):
             results[run] = gathered(train_once(run, method, config, root / run, sharded=True))
     if distributed.is_main():
         torch.save(results, root / "results.pt")
     distributed.barrier()
+
+
+MEMORY_METHODS = ("full_ft", "lora", "galore", "lisa", "owlore")
+MEMORY_SHAPE = dict(batch_size=2, seq_len=24, dtype="fp32", seed=3)  # tests/test_estimate.py's, per rank
+
+
+def memory_architecture():
+    from owlore_bench.models import tiny_llama_config
+
+    return tiny_llama_config(num_hidden_layers=6)  # tests/test_estimate.py's: OwLore's default gamma 5 fits
+
+
+def memory_runs() -> dict[str, Any]:
+    """One measured step of each method sharded over the ranks (the estimator's synthetic batches; plain, and
+    full FT with gradient checkpointing): {(method, checkpointing): every rank's peaks}."""
+    from owlore_bench.memory.estimate import measure_memory
+
+    runs = [(method, False) for method in MEMORY_METHODS] + [("full_ft", True)]  # test_fsdp.MEMORY_RUNS
+    measured = {}
+    for method, checkpointing in runs:
+        summary = measure_memory(memory_architecture(), method, grad_checkpointing=checkpointing, steps=1,
+                                 device="cpu", parallel="fsdp", **MEMORY_SHAPE)
+        measured[(method, checkpointing)] = {"status": summary["status"], "error": summary["error"],
+                                             "by_rank": summary.get("peak_memory_by_rank")}
+    return measured
 
 
 def resume_runs(root: Path, table: dict[str, tuple[str, dict[str, Any]]]) -> dict[str, Any]:

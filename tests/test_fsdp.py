@@ -27,10 +27,12 @@ from conftest import REPO_ROOT, TINY_RECORDS
 from test_distributed import finish, start
 
 from owlore_bench.cli import main
+from owlore_bench.memory.estimate import estimate_memory, relative_error
 
 DEFAULT_RUNS = ["full_ft", "lora", "galore", "lisa", "owlore"]
 PLANTED = ["galore_local_projector", "lisa_rank1_keeps_state"]
 CLI_STEPS = 4
+MEMORY_RUNS = [(method, False) for method in fsdp_worker.MEMORY_METHODS] + [("full_ft", True)]
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,7 @@ def runs(tmp_path_factory):
     data.write_text(json.dumps(TINY_RECORDS))
     worker = start([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                     str(REPO_ROOT / "tests" / "fsdp_worker.py"), str(tmp / "worker"),
-                    ",".join([*DEFAULT_RUNS, *PLANTED, "resume"]),
+                    ",".join([*DEFAULT_RUNS, *PLANTED, "resume", "memory"]),
                     "--", *cli_args(data, tmp / "cli", rows=2), "--parallel", "fsdp"])
     try:
         references = {}
@@ -102,6 +104,9 @@ def runs(tmp_path_factory):
                 method, config = table[run]
                 references[run] = fsdp_worker.train_once(run, method, config, Path(scratch) / run, sharded=False)
         assert main(cli_args(data, tmp / "cli_reference", rows=4)) == 0
+        references["memory"] = {run: estimate_memory(fsdp_worker.memory_architecture(), run[0],
+                                                     grad_checkpointing=run[1], world_size=2, parallel="fsdp",
+                                                     **fsdp_worker.MEMORY_SHAPE) for run in MEMORY_RUNS}
         done = finish(worker)
     finally:
         if worker.poll() is None:
@@ -173,3 +178,26 @@ def test_train_parallel_fsdp_saves_one_consolidated_hf_model_equal_to_one_proces
         assert torch.allclose(sharded[name], whole[name], rtol=1e-5, atol=1e-6), name
     config = json.loads((tmp / "cli" / "config.json").read_text())
     assert config["train"]["parallel"] == "fsdp"
+
+
+@pytest.mark.parametrize("method,checkpointing", MEMORY_RUNS)
+def test_each_ranks_measured_ledger_equals_the_sharded_estimate(runs, method, checkpointing):
+    """The estimator shards the same model over 2 fake ranks (memory/sharded.py): weights, gradients and optimizer
+    within 2 % of every rank's measured shards, activations within 15 % (tests/test_estimate.py's rules).
+    Measured: to the byte on rank 0; rank 1's optimizer state is 1 KiB smaller (its embedding rows are one fewer,
+    and optimizer state follows the unpadded shard); activations within 0.7 %."""
+    from transformers import LlamaForCausalLM
+
+    measured = runs[0]["memory"][(method, checkpointing)]
+    assert measured["status"] == "ok", measured["error"]
+    estimate = runs[1]["memory"][(method, checkpointing)]
+    assert estimate["gathered"] > 0 and estimate["total"] == estimate["gathered"] + sum(
+        estimate[category] for category in ("weights", "gradients", "optimizer", "activations"))
+    for rank, peaks in enumerate(measured["by_rank"]):
+        for category in ("weights", "gradients", "optimizer"):
+            error = relative_error(estimate[category], peaks[f"peak_mem_{category}_bytes"])
+            assert abs(error) <= 0.02, (rank, category, estimate, peaks)
+        assert abs(relative_error(estimate["activations"], peaks["peak_mem_activations_bytes"])) <= 0.15
+    whole = sum(p.numel() * 4 for p in LlamaForCausalLM(fsdp_worker.memory_architecture()).parameters())
+    if method != "lora":  # each rank holds about half the fp32 weights (LoRA adds its adapters)
+        assert 0.5 <= estimate["weights"] / whole <= 0.51, (estimate["weights"], whole)

@@ -74,16 +74,19 @@ def is_sharded(model: torch.nn.Module) -> bool:
     return isinstance(model, FSDPModule)
 
 
-def shard_model(model: torch.nn.Module, train: Any) -> torch.nn.Module:
+def shard_model(model: torch.nn.Module, train: Any, policy: Any = None) -> torch.nn.Module:
     """fully_shard every decoder layer, then the root, on a 1-D mesh of all ranks (in place; returns the model).
-    Without a process group (one process, `--parallel fsdp` without --nproc) a group of one is started."""
+    Without a process group (one process, `--parallel fsdp` without --nproc) a group of one is started.
+    `policy`: a MixedPrecisionPolicy instead of mixed_precision(train, device) (the estimator's, for CUDA)."""
+    from torch._subclasses.fake_tensor import unset_fake_temporarily
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
     device = next(model.parameters()).device
     distributed.ensure_process_group(device)
-    mesh = init_device_mesh(device.type, (distributed.world_size(),))
-    policy = mixed_precision(train, device)
+    with unset_fake_temporarily():  # the mesh's rank table must be real, also under the estimator's fake tensors
+        mesh = init_device_mesh(device.type, (distributed.world_size(),))
+    policy = policy or mixed_precision(train, device)
     for layer in decoder_layers(model):
         fully_shard(layer, mesh=mesh, reshard_after_forward=train.reshard_after_forward, mp_policy=policy)
     fully_shard(model, mesh=mesh, reshard_after_forward=False, mp_policy=policy)
