@@ -131,11 +131,12 @@ def _build_model(config, dtype: torch.dtype, device: torch.device | None = None)
         return AutoModelForCausalLM.from_config(config, dtype=dtype)
 
 
-def _in_backward_settings(update_in_backward: bool):
+def _in_backward_settings(update_in_backward: bool, parallel: str = "replicate"):
     """The loop settings an estimated step stands for: one micro-batch, and no clipping under update_in_backward."""
     from owlore_bench.config import TrainConfig
 
-    return TrainConfig(update_in_backward=update_in_backward, grad_clip=0.0 if update_in_backward else 1.0)
+    return TrainConfig(update_in_backward=update_in_backward, grad_clip=0.0 if update_in_backward else 1.0,
+                       parallel=parallel)
 
 
 RATIOS_FIELD = "outlier_ratios_file"
@@ -196,6 +197,8 @@ def estimate_memory(architecture: Any, method_name: str, method_config: dict[str
     check_shape(batch_size, seq_len)
     config = load_architecture(architecture)
     sharding = Sharding(world_size, reshard_after_forward, dtype) if parallel == "fsdp" else None
+    check_supported(build_method(method_name, method_config or {}), _in_backward_settings(update_in_backward, parallel),
+                    world_size)  # a method refused on N ranks or sharded: its one line, not a fake-tensor crash
     try:
         with fake_process_group(world_size) if sharding else contextlib.nullcontext():
             return _fake_step(config, method_name, method_config or {}, batch_size, seq_len, dtype,

@@ -87,10 +87,36 @@ def shard_model(model: torch.nn.Module, train: Any, policy: Any = None) -> torch
     with unset_fake_temporarily():  # the mesh's rank table must be real, also under the estimator's fake tensors
         mesh = init_device_mesh(device.type, (distributed.world_size(),))
     policy = policy or mixed_precision(train, device)
+    compact_galore_projectors()
     for layer in decoder_layers(model):
         fully_shard(layer, mesh=mesh, reshard_after_forward=train.reshard_after_forward, mp_policy=policy)
     fully_shard(model, mesh=mesh, reshard_after_forward=False, mp_policy=policy)
     return model
+
+
+def compact_galore_projectors() -> None:
+    """Make galore-torch copy the projector it slices out of the SVD when that projector is a DTensor (a sharded
+    run). galore-torch returns `Vh[:rank, :]` (or `U[:, :rank]`) as is for an fp32 gradient, a view that keeps
+    the whole min(m, n) x n factor alive; FSDP's gradients are fp32 (the master shards' dtype), and the factor is
+    replicated on every rank: 64 MiB per LLaMA-7B matrix, 14 GiB per rank in all. The copy holds rank x n, the
+    same numbers. Runs without sharding are left exactly as galore-torch makes them. Idempotent."""
+    try:
+        from galore_torch.galore_projector import GaLoreProjector
+    except ImportError:  # galore-torch not installed: nothing to compact
+        return
+    original = GaLoreProjector.get_orthogonal_matrix
+    if getattr(original, "compacts_dtensors", False):
+        return
+    from torch.distributed.tensor import DTensor
+
+    def get_orthogonal_matrix(self, weights, rank, type):
+        matrix = original(self, weights, rank, type)
+        if isinstance(matrix, list):
+            return [part.clone() if isinstance(part, DTensor) else part for part in matrix]
+        return matrix.clone() if isinstance(matrix, DTensor) else matrix
+
+    get_orthogonal_matrix.compacts_dtensors = True
+    GaLoreProjector.get_orthogonal_matrix = get_orthogonal_matrix
 
 
 def unsharded_skeleton(model: torch.nn.Module) -> torch.nn.Module:
