@@ -267,25 +267,28 @@ def measure_memory(architecture: Any, method_name: str, method_config: dict[str,
     """
     from owlore_bench.config import TrainConfig
     from owlore_bench.models import resolve_device
-    from owlore_bench.train.fsdp import shard_model
+    from owlore_bench.train import distributed
+    from owlore_bench.train.fsdp import load_dtype, shard_model
     from owlore_bench.train.loop import train
 
     check_shape(batch_size, seq_len)
     config = load_architecture(architecture)
     target = resolve_device(device)
-    torch.manual_seed(seed)
-    model = _build_model(config, DTYPES[dtype], target)
-    method, model = _prepare(method_name, method_config or {}, model, grad_checkpointing=False, seed=seed)
     cfg = TrainConfig(steps=steps, batch_size=batch_size, max_length=max(2, seq_len), dtype=dtype, parallel=parallel,
                       reshard_after_forward=reshard_after_forward,
                       device=target.type, grad_checkpointing=grad_checkpointing, seed=seed, progress=False,
                       schedule="constant", update_in_backward=update_in_backward,
                       optimizer_state_bits=optimizer_state_bits, offload_activations=offload_activations,
                       grad_clip=0.0 if update_in_backward else 1.0)
-    if parallel == "fsdp":
-        model = shard_model(model, cfg)
+    torch.manual_seed(seed)
+    model = _build_model(config, DTYPES[load_dtype(cfg, target)], target)  # fsdp on CUDA: fp32 master weights
+    method, model = _prepare(method_name, method_config or {}, model, grad_checkpointing=False, seed=seed)
+    own_group = parallel == "fsdp" and not distributed.is_distributed()  # one process: shard_model starts a group
+    model = shard_model(model, cfg) if parallel == "fsdp" else model
     with tempfile.TemporaryDirectory(prefix="owlore-measure-") as out_dir:
         summary = train(model, method, SyntheticBatches(config.vocab_size, seq_len, seed), cfg, out_dir)
+    if own_group:
+        distributed.shutdown()
     del model, method
     with contextlib.suppress(Exception):
         torch.cuda.empty_cache()
