@@ -94,29 +94,38 @@ def shard_model(model: torch.nn.Module, train: Any, policy: Any = None) -> torch
     return model
 
 
+# The SVD projectors of the GaLore family: (module, class) of every package whose projector slices its SVD factor.
+SVD_PROJECTORS = (("galore_torch.galore_projector", "GaLoreProjector"),
+                  ("fira.gradient_projection", "GradientProjector"))
+
+
 def compact_galore_projectors() -> None:
-    """Make galore-torch copy the projector it slices out of the SVD when that projector is a DTensor (a sharded
-    run). galore-torch returns `Vh[:rank, :]` (or `U[:, :rank]`) as is for an fp32 gradient, a view that keeps
-    the whole min(m, n) x n factor alive; FSDP's gradients are fp32 (the master shards' dtype), and the factor is
-    replicated on every rank: 64 MiB per LLaMA-7B matrix, 14 GiB per rank in all. The copy holds rank x n, the
-    same numbers. Runs without sharding are left exactly as galore-torch makes them. Idempotent."""
-    try:
-        from galore_torch.galore_projector import GaLoreProjector
-    except ImportError:  # galore-torch not installed: nothing to compact
-        return
-    original = GaLoreProjector.get_orthogonal_matrix
-    if getattr(original, "compacts_dtensors", False):
-        return
+    """Make the GaLore family's projectors copy the matrix they slice out of the SVD when it is a DTensor (a sharded
+    run). galore-torch (and fira, its copy) return `Vh[:rank, :]` (or `U[:, :rank]`) as is for an fp32 gradient, a
+    view that keeps the whole min(m, n) x n factor alive; FSDP's gradients are fp32 (the master shards' dtype) and
+    the factor is replicated on every rank: 64 MiB per LLaMA-7B matrix, 14 GiB per rank in all. The copy holds
+    rank x n, the same numbers. Runs without sharding are left exactly as the packages make them. Idempotent."""
+    import importlib
+
     from torch.distributed.tensor import DTensor
 
-    def get_orthogonal_matrix(self, weights, rank, type):
-        matrix = original(self, weights, rank, type)
-        if isinstance(matrix, list):
-            return [part.clone() if isinstance(part, DTensor) else part for part in matrix]
-        return matrix.clone() if isinstance(matrix, DTensor) else matrix
+    def compact(original):
+        def get_orthogonal_matrix(self, weights, rank, type):
+            matrix = original(self, weights, rank, type)
+            if isinstance(matrix, list):
+                return [part.clone() if isinstance(part, DTensor) else part for part in matrix]
+            return matrix.clone() if isinstance(matrix, DTensor) else matrix
 
-    get_orthogonal_matrix.compacts_dtensors = True
-    GaLoreProjector.get_orthogonal_matrix = get_orthogonal_matrix
+        get_orthogonal_matrix.compacts_dtensors = True
+        return get_orthogonal_matrix
+
+    for module_name, class_name in SVD_PROJECTORS:
+        try:
+            projector = getattr(importlib.import_module(module_name), class_name)
+        except ImportError:  # the package is not installed: nothing to compact
+            continue
+        if not getattr(projector.get_orthogonal_matrix, "compacts_dtensors", False):
+            projector.get_orthogonal_matrix = compact(projector.get_orthogonal_matrix)
 
 
 def unsharded_skeleton(model: torch.nn.Module) -> torch.nn.Module:
