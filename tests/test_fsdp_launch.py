@@ -70,3 +70,22 @@ def test_run_parallel_fsdp_reaches_every_unit_and_the_plan_estimates_per_rank(tm
     [whole] = dry_run_plan(load_experiment(config), plan(load_experiment(config)), world_size=2)
     # half the weights, gradients and optimizer state, plus the gathered buffers
     assert sharded["estimated_total_bytes"] < whole["estimated_total_bytes"]
+
+
+@pytest.mark.slow
+def test_a_sweep_trains_sharded_on_two_ranks_and_rank_0_evaluates_the_consolidated_model(tmp_path, tiny_data):
+    """`run CONFIG --nproc 2 --parallel fsdp`: LoRA on 2 FSDP ranks, consolidated on rank 0, evaluated there."""
+    import json
+
+    from conftest import SHARED_DATA, run_cli
+
+    if not (SHARED_DATA / "commonsense" / "ARC-Easy" / "test.json").is_file():
+        pytest.skip(f"{SHARED_DATA} is absent: the sweep scores the local ARC-Easy task")
+    config = experiment(tmp_path, tiny_data, "sharded", methods=[{"name": "lora", "config": {"r": 4}}], seeds=[0])
+    done = run_cli("run", str(config), "--no-plots", "--nproc", "2", "--parallel", "fsdp", timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    [unit] = plan(load_experiment(config))
+    summary = json.loads((unit.folder / "summary.json").read_text())
+    assert summary["status"] == "ok" and summary["world_size"] == 2
+    assert json.loads((unit.folder / "config.json").read_text())["train"]["parallel"] == "fsdp"
+    assert (unit.folder / "eval.json").is_file() and (unit.folder / "model" / "adapter_config.json").is_file()
