@@ -222,7 +222,6 @@ def _fake_step(config, method_name: str, method_config: dict[str, Any], batch_si
         model = sharding.shard(model) if sharding else model
         optimizer = method.build_optimizer(model, lr=1e-4, weight_decay=0.0)
     optimizer = with_state_bits(optimizer, state_bits, method_name)  # outside: bnb fills its quantile maps from data
-    check_supported(method, _in_backward_settings(update_in_backward))
     # Outside the fake mode, as in the loop: a sampler's torch random draws must be real numbers, seeded alike.
     torch.manual_seed(seed)
     method.on_step_start(0, model, optimizer)
