@@ -64,6 +64,7 @@ def suites(ratios_file: str) -> dict[str, tuple[str, dict[str, Any]]]:
         "adam_mini": ("adam_mini", {}),
         "lomo": ("lomo", {}),
         "full_ft_in_backward": ("full_ft", {}),
+        "lisa_kept_gathered": ("lisa", {"gamma": 1, "interval": 2}),  # train.reshard_after_forward: false
         "pissa": ("pissa", {"r": 4}),  # fp32: peft's PiSSA initialisation refuses fp64
     }
 
@@ -80,6 +81,8 @@ def causal_lm_loss_fp64(logits, labels, vocab_size: int, ignore_index: int = -10
 def loop_settings(run: str) -> dict[str, Any]:
     if run == "full_ft_in_backward":
         return {"update_in_backward": True, "grad_clip": 0.0}
+    if run == "lisa_kept_gathered":
+        return {"reshard_after_forward": False}
     if run == "lomo":  # its fused update, inside backward (it needs no clipping)
         return {"update_in_backward": True, "grad_clip": 0.0}
     return {}

@@ -4,7 +4,8 @@
 Measured on this 2-core CPU (fp64, 4 steps): every run's loss within 4.3e-16 of the reference, weights within
 1.5e-17, each parameter's update within 4e-14 (test_fsdp.py's FP64 tolerance holds for all). LOMO runs its
 fused update inside backward (train.update_in_backward, where FSDP has reduce-scattered the layer's gradients
-before the hook fires), and so does full FT in `full_ft_in_backward`. PiSSA runs in fp32 (peft's PiSSA
+before the hook fires), and so does full FT in `full_ft_in_backward`; `lisa_kept_gathered` keeps each layer
+gathered from its forward to its backward (train.reshard_after_forward: false). PiSSA runs in fp32 (peft's PiSSA
 initialisation refuses fp64): loss within 1.2e-7, weights 4.3e-9, updates 4.3e-6.
 
 The equivalence runs are marked slow (one torchrun, ~45 s on 2 cores); the refusals are quick.
@@ -32,7 +33,7 @@ from owlore_bench.registry import available_methods, build_method
 from owlore_bench.train.step_in_backward import check_supported
 
 ZOO_RUNS = ["dora", "rslora", "lora_plus", "pissa", "fira", "owlore_fullrank", "badam", "adam_mini", "lomo",
-            "full_ft_in_backward"]
+            "full_ft_in_backward", "lisa_kept_gathered"]
 FP32 = Tolerance(loss=1e-6, weights=1e-7, update=1e-4)
 REFUSED = {"apollo": "random projection", "apollo_mini": "random projection", "galore_8bit": "8-bit kernels",
            "adalomo": "factored second moment"}
@@ -71,6 +72,19 @@ def test_two_sharded_ranks_of_b_rows_equal_one_process_of_2b(runs, run):
 @pytest.mark.slow
 def test_owlore_fullrank_frees_the_state_of_leaving_layers_on_every_rank(runs):
     assert state_outside_active_layers(runs[0]["owlore_fullrank"]) == []
+    assert state_outside_active_layers(runs[0]["lisa_kept_gathered"]) == []
+
+
+def test_keeping_layers_gathered_after_forward_is_estimated_with_every_layer_in_flight():
+    from owlore_bench.memory.estimate import estimate_memory
+
+    shape = dict(batch_size=2, seq_len=16, dtype="fp32", world_size=2, parallel="fsdp")
+    resharded = estimate_memory("tiny-llama", "full_ft", **shape)
+    kept = estimate_memory("tiny-llama", "full_ft", reshard_after_forward=False, **shape)
+    assert {key: kept[key] for key in ("weights", "gradients", "optimizer")} == {
+        key: resharded[key] for key in ("weights", "gradients", "optimizer")}
+    layer = 36992 * 4  # one tiny-llama decoder layer, fp32 (tiny-llama's 4 layers: 2 more in flight)
+    assert kept["gathered"] - resharded["gathered"] == 2 * layer
 
 
 @pytest.mark.filterwarnings("ignore:method .lomo.")
