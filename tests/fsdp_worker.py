@@ -234,7 +234,7 @@ def main(out_dir: str, runs: list[str]) -> None:
     distributed.barrier()
 
 
-MEMORY_METHODS = ("full_ft", "lora", "galore", "lisa", "owlore")
+MEMORY_METHODS = ("full_ft", "lora", "owlore")  # owlore: GaLore's state and layer sampling together
 MEMORY_SHAPE = dict(batch_size=2, seq_len=24, dtype="fp32", seed=3)  # tests/test_estimate.py's, per rank
 
 

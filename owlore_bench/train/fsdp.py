@@ -11,7 +11,8 @@ know: they see parameters, gradients and an optimizer, as on one process. What t
   frozen layer's shard gets no gradient and (unless keep_state) no optimizer state.
 - GaLore's projector is the SVD of the whole gradient: galore-torch calls torch.linalg.svd on the gradient
   DTensor, which DTensor computes on the replicated (all-gathered) matrix, so every rank holds the projector a
-  one-process run computes; the low-rank states stay sharded.
+  one-process run computes; the low-rank moments of a right projection stay sharded by rows, those of a left one
+  (r x n) are a full copy on every rank (compact_galore_projectors keeps the projector itself small).
 - The LoRA family: base weights and adapters are sharded alike (frozen and trainable parameters share a group).
 
 Why the root is sharded with `reshard_after_forward=False`: backward starts with it (lm_head), so gathering it
