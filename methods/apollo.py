@@ -70,6 +70,8 @@ class Apollo(RecordsProjectedMatrices, FullFineTuning):
 
     Config = ApolloConfig
     reference_package = "apollo-torch"
+    no_fsdp = ("apollo-torch draws its random projection as a plain tensor, which cannot multiply a gradient "
+               "sharded as a DTensor")
 
     def build_optimizer(self, model, lr, weight_decay):
         apollo_torch = import_reference("apollo_torch", self.name, "apollo-torch")

@@ -66,6 +66,7 @@ class GaLore8bit(GaLore):
 
     reference_package = "galore-torch"
     other_packages = ("bitsandbytes",)
+    no_fsdp = "bitsandbytes' 8-bit kernels update whole tensors, not DTensor shards"
 
     def build_optimizer(self, model, lr, weight_decay):
         c = self.config

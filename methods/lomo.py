@@ -18,7 +18,9 @@ bf16/fp32 for a power of two) is off, because the suite's loop does not scale th
 created on the parameter's device (the package calls `.cuda()`, which a CPU run cannot) in `optimizer.state`,
 where the checkpoint and the memory ledger see it. Data parallel: without update_in_backward the gradients are
 averaged before the step, which is sound; the fused update under `--nproc N` is refused by update_in_backward's
-own check (averaging happens after backward).
+own check (averaging happens after backward) unless the run is sharded: under `train.parallel: fsdp` each layer's
+gradients are reduce-scattered inside backward before the hook runs, so LOMO's fused update works sharded (tested
+against one process in tests/test_fsdp_zoo.py). AdaLomo is refused under FSDP (its row/column state is plain).
 
 Defaults: the package's (Lomo: no value clipping; AdaLomo: eps (1e-30, 1e-3), clip_threshold 1.0, decay_rate -0.8;
 the papers use the same), the learning rate and weight decay are the run's train.lr / train.weight_decay.
@@ -154,6 +156,8 @@ class AdaLomo(Lomo):
 
     Config = AdaLomoConfig
     package_class = "AdaLomo"
+    no_fsdp = ("its factored second moment is built as plain row and column vectors, which cannot be updated "
+               "from a gradient sharded as a DTensor")
 
     def package_options(self) -> dict[str, Any]:
         c = self.config

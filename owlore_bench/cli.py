@@ -90,7 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         if os.environ.get(DEBUG_ENV):  # the whole chain, for a bug report: what caused the one-line error
             traceback.print_exc()
-        print(f"owlore-bench: error: {error}", file=sys.stderr)
+        from owlore_bench.launch.torchrun import report_rank_error
+
+        if not report_rank_error(str(error)):  # a rank under --nproc: the supervisor prints it once
+            print(f"owlore-bench: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("owlore-bench: interrupted", file=sys.stderr)

@@ -54,6 +54,13 @@ class TrainConfig(StrictModel):
     time_phases: bool = Field(False, description="also record forward_s, backward_s and update_s per step in "
                                                  "metrics.jsonl (on CUDA this synchronizes at each phase, which "
                                                  "costs a little speed)")
+    parallel: Literal["replicate", "fsdp"] = Field(
+        "replicate", description="how more than one process shares the work: replicate = every rank holds the "
+                                 "whole model, gradients averaged; fsdp = PyTorch FSDP2, parameters, gradients and "
+                                 "optimizer state sharded over the ranks (docs/scale-out.md)")
+    reshard_after_forward: bool = Field(True, description="fsdp: free each decoder layer's all-gathered weights after "
+                                                          "its forward and gather them again in backward (False: "
+                                                          "keep them until backward, more memory, less traffic)")
     seed: int = Field(0, description="seeds torch, data order and layer sampling")
     checkpoint_every: int = Field(0, ge=0, description="save a resumable checkpoint every N steps; 0 = never")
     memory_profile: bool = Field(True, description="record the per-step memory ledger (bytes) in metrics.jsonl")

@@ -55,6 +55,9 @@ class Method:
     # Why this method cannot train data parallel (`--nproc N`), or None where it can; a property where it depends
     # on the config. Checked before any training (owlore_bench/train/distributed.py: check_data_parallel).
     no_data_parallel: ClassVar[str | None] = None
+    # Why this method cannot train sharded (`train.parallel: fsdp`, parameters are DTensor shards), or None where
+    # it can; a property where it depends on the config. Checked before any training (owlore_bench/train/fsdp.py).
+    no_fsdp: ClassVar[str | None] = None
     # Why the method is meant to run with train.update_in_backward (LOMO's fused update), or None. Without it the
     # loop warns (step_in_backward.check_supported) and runs the same update after backward.
     fused_by_design: ClassVar[str | None] = None

@@ -243,7 +243,8 @@ def dry_run_plan(experiment: ExperimentConfig, units: list[Unit], world_size: in
                                            grad_checkpointing=train.grad_checkpointing, seed=train.seed, steps=steps,
                                            update_in_backward=train.update_in_backward,
                                            optimizer_state_bits=train.optimizer_state_bits,
-                                           offload_activations=train.offload_activations)
+                                           offload_activations=train.offload_activations, world_size=world_size,
+                                           parallel=train.parallel, reshard_after_forward=train.reshard_after_forward)
                 row.update(estimated_total_bytes=estimate["total"], estimate_dtype=dtype,
                            trainable_params=estimate["trainable_params"])
                 if "total_state_kept" in estimate:

@@ -6,8 +6,12 @@ weight values; no model files travel). Prints per method: CUDA peak allocated / 
 estimate and the relative errors, and for OwLore at 7B the measured peak next to the paper's 21 GB. An OOM is
 recorded as data (status oom). Writes <out>/gpu_check_<card>.md and .json.
 
-`--smoke`: the tiny test architecture on CPU in fp32, 2 steps, lora and owlore: proves the script works
-without a GPU (tests/test_estimate.py runs it).
+A third part runs smollm2-135m sharded with FSDP2 on one nccl rank (`train.parallel: fsdp`, world size 1: fp32
+master shards, bf16 compute), so the first lent GPU also checks the sharded path and the estimate's all-gathered
+buffers (column `est. gathered`, part of the estimated total) against the CUDA peak.
+
+`--smoke`: the tiny test architecture on CPU in fp32, 2 steps, lora and owlore, and owlore under FSDP on one gloo
+rank: proves the script works without a GPU (tests/test_estimate.py runs it).
 Called by scripts/gpu_check.sh, which installs the carried wheels first.
 """
 
@@ -44,10 +48,15 @@ def plans(smoke: bool) -> list[dict]:
     """(architecture, shape, method order) per part; at 7B the cheapest and most important methods go first,
     GaLore (224 SVDs at its first step) last, so a time budget cuts the least."""
     if smoke:
-        return [dict(architecture="tiny-llama", batch_size=2, seq_len=32, dtype="fp32", grad_checkpointing=True,
-                     device="cpu", methods=["lora", "owlore"])]  # owlore covers GaLore and sampling
+        tiny = dict(architecture="tiny-llama", batch_size=2, seq_len=32, dtype="fp32", grad_checkpointing=True,
+                    device="cpu")
+        return [dict(methods=["lora", "owlore"], **tiny),  # owlore covers GaLore and sampling
+                dict(methods=["owlore"], parallel="fsdp", **tiny)]  # FSDP2 on one gloo rank
     paper = dict(batch_size=16, seq_len=512, dtype="bf16", grad_checkpointing=True, device="cuda")
     return [dict(architecture="smollm2-135m", methods=["full_ft", "lora", "galore", "lisa", "owlore"], **paper),
+            # FSDP2 on one nccl rank (fp32 master shards, bf16 compute): the sharded path and the estimate's
+            # all-gathered buffers (`gathered`) against the CUDA peak
+            dict(architecture="smollm2-135m", methods=["full_ft", "owlore"], parallel="fsdp", **paper),
             dict(architecture="llama2-7b", methods=["owlore", "lora", "lisa", "full_ft", "galore"], **paper)]
 
 
@@ -61,13 +70,16 @@ def check_one(plan: dict, method: str, steps: int, smoke: bool) -> dict:
 
     shape = {k: plan[k] for k in ("batch_size", "seq_len", "dtype", "grad_checkpointing")}
     config = method_config(plan["architecture"], method, smoke)
-    row: dict = {"architecture": plan["architecture"], "method": method, **shape, "method_config": config}
+    parallel = plan.get("parallel", "replicate")
+    row: dict = {"architecture": plan["architecture"], "method": method, "parallel": parallel, **shape,
+                 "method_config": config}
     started = time.perf_counter()
-    estimate = estimate_memory(plan["architecture"], method, config, **shape)
+    estimate = estimate_memory(plan["architecture"], method, config, parallel=parallel, **shape)
     row["estimate_s"] = round(time.perf_counter() - started, 1)
     row.update({f"est_{key}_bytes": value for key, value in estimate.items() if key != "trainable_params"})
     try:
-        summary = measure_memory(plan["architecture"], method, config, steps=steps, device=plan["device"], **shape)
+        summary = measure_memory(plan["architecture"], method, config, steps=steps, device=plan["device"],
+                                 parallel=parallel, **shape)
         row.update(status=summary["status"], error=summary["error"], steps=summary["steps"])
         measured = measured_ledger(summary)
     except Exception as error:  # noqa: BLE001 — e.g. an OOM while building the model: data, not a crash
@@ -101,15 +113,17 @@ def describe(row: dict) -> str:
         value = row.get(f"rel_err_{category}")
         return "-" if value is None else f"{100 * value:+.1f}%"
 
-    cells = [row["architecture"], row["method"], row.get("status", "-"), gib("meas_cuda_max_allocated_bytes"),
-             gib("meas_cuda_max_reserved_bytes")]
+    parallel = f" ({row['parallel']})" if row.get("parallel", "replicate") != "replicate" else ""
+    cells = [row["architecture"], row["method"] + parallel, row.get("status", "-"),
+             gib("meas_cuda_max_allocated_bytes"), gib("meas_cuda_max_reserved_bytes")]
     for category in ("weights", "gradients", "optimizer", "activations", "total"):
         cells.append(f"{gib(f'meas_{category}_bytes')} / {gib(f'est_{category}_bytes')} ({err(category)})")
+    cells.append(gib("est_gathered_bytes"))  # FSDP: all-gathered buffers in flight, in the estimate's total
     return "| " + " | ".join(cells) + " |"
 
 
 HEADER = ("| architecture | method | status | CUDA peak allocated GiB | CUDA peak reserved GiB | weights | gradients "
-          "| optimizer | activations | total |\n|---|---|---|---|---|---|---|---|---|---|")
+          "| optimizer | activations | total | est. gathered (fsdp) |\n|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def paper_line(rows: list[dict]) -> str:

@@ -1,8 +1,8 @@
-"""`owlore-bench compare` by label: two label folders, or an experiment folder with --labels, pair seed s with
-seed s and test over the (seed, question) pairs, seeds then questions resampled; a seed only one side has is one
-line; a folder that is no run, label or experiment is one line; the numbers are the report's delta table's. The runs are fake folders (summary.json, eval.json and samples/ written by
-the suite's own samples writer), so every number below is worked out by hand. The end-to-end compare of real
-runs, and its run-folder errors, are in tests/test_samples.py."""
+"""`owlore-bench compare` by label: two label folders, or an experiment folder with --labels, pair seed s with seed s
+and test over the (seed, question) pairs, seeds then questions resampled; a seed only one side has is one line; a
+folder that is no run, label or experiment is one line; the numbers are the report's delta table's. The runs are
+fake folders (summary.json, eval.json and samples/ written by the suite's own samples writer), so every number below
+is worked out by hand. The end-to-end compare of real runs, and its run-folder errors, are in tests/test_samples.py."""
 
 from __future__ import annotations
 

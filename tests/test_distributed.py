@@ -233,7 +233,8 @@ def test_train_nproc_2_reruns_the_same_command_under_torchrun(tiny_data, tmp_pat
     args = [*cli_train_args(tiny_data, tmp_path / "out"), "--nproc", "2"]
     assert main(args) == 0
     [(command, env)] = started
-    assert command[:6] == [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m"]
+    assert command[:6] == [sys.executable, "-m", "owlore_bench.launch.torchrun", "--standalone", "--nproc_per_node=2",
+                           "-m"]
     assert command[6:] == ["owlore_bench.cli", *args[:-2]]  # the same arguments, without --nproc
     assert env["OMP_NUM_THREADS"] == str(max(1, os.cpu_count() // 2))
     assert not (tmp_path / "out").exists()  # only the torchrun processes write
@@ -246,7 +247,7 @@ def test_nproc_is_dropped_from_the_command_torchrun_reruns():
     assert without_nproc(["run", "x.yaml", "--nproc=4", "--no-plots"]) == ["run", "x.yaml", "--no-plots"]
     assert without_nproc(["train", "--np", "2"]) == ["train"]  # argparse's abbreviation
     command = torchrun_command(2, ["train", "--nproc", "2", "--method", "lora"])
-    assert command[1:] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+    assert command[1:] == ["-m", "owlore_bench.launch.torchrun", "--standalone", "--nproc_per_node=2",
                            "-m", "owlore_bench.cli", "train", "--method", "lora"]
 
 

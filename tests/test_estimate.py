@@ -195,7 +195,9 @@ def test_gpu_check_smoke_runs_on_cpu(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "| tiny-llama | owlore | ok |" in done.stdout
     rows = json.loads((tmp_path / "gpu_check_cpu-smoke.json").read_text())["rows"]
-    assert [row["method"] for row in rows] == ["lora", "owlore"]
+    assert [(row["method"], row["parallel"]) for row in rows] == [("lora", "replicate"), ("owlore", "replicate"),
+                                                                  ("owlore", "fsdp")]
+    assert rows[-1]["status"] == "ok" and rows[-1]["est_gathered_bytes"] > 0  # FSDP2 on one gloo rank
     assert all(abs(row["rel_err_weights"]) <= 0.02 for row in rows)
 
 

@@ -42,6 +42,8 @@ def add_parser(subparsers, help_text: str) -> None:
                                           "  owlore-bench memory --paper   # LLaMA2-7B, batch 16 x 512, bf16, "
                                           "checkpointing; totals in GB too\n"
                                           "  owlore-bench memory --model llama2-7b --methods owlore,lora --levers\n"
+                                          "  owlore-bench memory --model llama2-7b --nproc 8 --parallel fsdp "
+                                          "--grad-checkpointing   # per rank\n"
                                           "  owlore-bench memory --model smollm2-135m --batch-size 2 --seq-len 64 "
                                           "--dtype fp32 --measure --out runs/memory\n")
     parser.add_argument("--model", default="smollm2-135m",
@@ -69,6 +71,11 @@ def add_parser(subparsers, help_text: str) -> None:
                              "order) instead of the per-category table")
     parser.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",
                         help="a method config field, e.g. --set owlore.rank=128 --set lora.r=16")
+    parser.add_argument("--nproc", type=int, default=1, metavar="N",
+                        help="processes (GPUs) the run trains on: the table is per rank (batch size per rank)")
+    parser.add_argument("--parallel", choices=["replicate", "fsdp"], default="replicate",
+                        help="with --nproc: replicate = every rank holds the whole model (default); fsdp = FSDP2 "
+                             "shards it, plus the all-gathered buffers in flight (column gathered)")
     parser.add_argument("--measure", action="store_true", help="also run a few real steps here and compare")
     parser.add_argument("--measure-steps", type=int, default=3, help="steps per measured run (default 3)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="device for --measure")
@@ -96,17 +103,18 @@ def method_configs(names: list[str], assignments: list[str]) -> dict[str, dict[s
     return configs
 
 
-def selected_methods(text: str | None, update_in_backward: bool = False) -> list[str]:
+def selected_methods(text: str | None, update_in_backward: bool = False, parallel: str = "replicate") -> list[str]:
     """The --methods names (checked); by default every registered method, less those that do not offer
-    update_in_backward when it is asked for (named in one line)."""
+    update_in_backward when it is asked for, or refuse --parallel fsdp (each named in one line)."""
     names = [name.strip() for name in text.split(",") if name.strip()] if text else list(available_methods())
     for name in names:
         get_method_class(name)  # unknown name: one line with the known ones and a "did you mean"
-    if update_in_backward and not text:
-        left_out = [name for name in names if get_method_class(name).no_update_in_backward]
+    for flag, refuses in (("--update-in-backward", update_in_backward and "no_update_in_backward"),
+                          ("--parallel fsdp", parallel == "fsdp" and "no_fsdp")):
+        left_out = [name for name in names if refuses and not text and getattr(get_method_class(name), refuses)]
         names = [name for name in names if name not in left_out]
         if left_out:
-            print(f"--update-in-backward: not offered for {', '.join(left_out)}; left out")
+            print(f"{flag}: not offered for {', '.join(left_out)}; left out")
     if not names:
         raise UserError("--methods: give at least one method name (see `owlore-bench methods`)")
     return names
@@ -123,13 +131,14 @@ def estimate_rows(args, names: list[str], configs: dict[str, dict[str, Any]]) ->
                      update_in_backward=args.update_in_backward, optimizer_state_bits=args.optimizer_state_bits,
                      offload_activations=args.offload_activations)
         try:
-            estimate = estimate_memory(args.model, name, configs[name], steps=args.steps, **shape)
+            estimate = estimate_memory(args.model, name, configs[name], steps=args.steps, world_size=args.nproc,
+                                       parallel=args.parallel, **shape)
         except UserError as error:
             rows.append({"method": name, "status": "failed", "error": str(error)})
             continue
         row: dict[str, Any] = {"method": name, **{f"est_{c}_bytes": estimate[c] for c in LEDGER},
                                "trainable_params": estimate["trainable_params"]}
-        row.update({f"est_{key}_bytes": estimate[key] for key in KEPT if key in estimate})
+        row.update({f"est_{key}_bytes": estimate[key] for key in (*KEPT, "gathered") if key in estimate})
         if args.measure:
             try:
                 row.update(measured_row(args, name, configs[name], shape, estimate))
@@ -168,7 +177,7 @@ def display_table(rows: list[dict[str, Any]]):
     table = []
     for row in rows:
         shown: dict[str, Any] = {"method": row["method"]}
-        for category in LEDGER:
+        for category in (*CATEGORIES, "gathered", "total") if "est_gathered_bytes" in row else LEDGER:
             if f"est_{category}_bytes" not in row:
                 shown[f"{category} {unit}"] = "-"
                 continue
@@ -202,6 +211,24 @@ def kept_state_lines(rows: list[dict[str, Any]], steps: int | None, seed: int) -
             f"{shown(row, 'optimizer_state_kept')} {unit} (step 0: {shown(row, 'optimizer')}), "
             f"total {shown(row, 'total_state_kept')} {unit} (step 0: {shown(row, 'total')})"
             for row in rows if "est_optimizer_state_kept_bytes" in row]
+
+
+def check_processes(args) -> None:
+    """One line for --nproc / --parallel values the command cannot estimate or measure."""
+    if args.nproc < 1:
+        raise UserError(f"--nproc: {args.nproc} is not a process count; use 1 or more, e.g. --nproc 8")
+    if args.measure and args.nproc > 1:
+        raise UserError("--measure runs here, in one process; drop it with --nproc N (the estimate is per rank; "
+                        "`owlore-bench train --nproc N` records every rank's ledger in metrics.jsonl)")
+    if args.levers and (args.nproc > 1 or args.parallel == "fsdp"):
+        raise UserError("--levers: the lever matrix is for one process; drop --levers or --nproc/--parallel")
+
+
+def _ranks(args) -> str:
+    """The title's words for the processes: ', per rank of 8 (fsdp: sharded, gathered buffers included)'."""
+    if args.parallel == "fsdp":
+        return f", per rank of {args.nproc} (fsdp: sharded; total includes the gathered buffers)"
+    return f", per rank of {args.nproc} (replicate: each rank holds it all)" if args.nproc > 1 else ""
 
 
 def _percent(value: float | None) -> str:
@@ -253,14 +280,16 @@ def run(args) -> int:
     if args.steps is not None and args.steps <= 0:
         raise UserError(f"--steps must be a positive number of training steps (got {args.steps})")
     load_architecture(args.model)  # an unknown architecture fails before any work
-    names = selected_methods(args.methods, args.update_in_backward)
+    check_processes(args)
+    names = selected_methods(args.methods, args.update_in_backward, args.parallel)
     configs = method_configs(names, args.set)
     for name in names:
         build_method(name, configs[name])  # a bad --set value is one line before any work, not a row
     if args.levers:
         return print_levers(args, names, configs, out)
     rows = estimate_rows(args, names, configs)
-    title = (f"{args.model}, batch {args.batch_size} x seq {args.seq_len}, {args.dtype}, gradient checkpointing "
+    title = (f"{args.model}, batch {args.batch_size} x seq {args.seq_len}{' per rank' if args.nproc > 1 else ''}, "
+             f"{args.dtype}{_ranks(args)}, gradient checkpointing "
              f"{'on' if args.grad_checkpointing else 'off'}"
              + (", update in backward" if args.update_in_backward else "") + "; estimate"
              + (" / measured (error)" if args.measure else ""))

@@ -10,7 +10,7 @@ from pathlib import Path
 from owlore_bench.experiment import check_out_dir_is_usable, load_experiment, parse_only, plan
 from owlore_bench.launch.options import add_launcher_arguments, collect_command, make_launcher
 from owlore_bench.launch.records import submitted_units
-from owlore_bench.launch.torchrun import add_nproc_argument, check_nproc, relaunch
+from owlore_bench.launch.torchrun import add_nproc_argument, add_parallel_argument, check_nproc, relaunch
 from owlore_bench.results import read_json
 from owlore_bench.runner import claim_out_dir, dry_run_plan, judge_mtbench, unit_is_complete
 from owlore_bench.train import distributed
@@ -22,6 +22,7 @@ EXAMPLES = """examples:
   owlore-bench run configs/paper/commonsense_llama2_7b.yaml --dry-run
   owlore-bench run my.yaml --only method=owlore,seed=1           # one unit, e.g. from a scheduler
   owlore-bench run my.yaml --nproc 2                             # each unit data parallel on 2 processes
+  owlore-bench run my.yaml --nproc 8 --parallel fsdp             # each unit sharded over 8 GPUs (FSDP2)
   owlore-bench run my.yaml --launcher submitit --partition gpu --gpus-per-unit 1 --timeout-min 240
   owlore-bench run my.yaml                                       # later: collect the finished jobs' units
 """
@@ -45,6 +46,7 @@ def add_parser(subparsers, help_text: str) -> None:
                              "are kept, the others are rerun")
     parser.add_argument("--no-plots", action="store_true", help="write tables only")
     add_nproc_argument(parser)
+    add_parallel_argument(parser)
     add_launcher_arguments(parser)
     parser.set_defaults(run=run)
 
@@ -69,6 +71,8 @@ def model_label(model: str) -> str:
 
 def run(args) -> int:
     experiment = on_model(load_experiment(args.config, out=args.out), args.model, args.out)
+    if args.parallel:  # every unit (a method entry's own train.parallel still wins)
+        experiment.train.parallel = args.parallel
     units = plan(experiment, parse_only(args.only))  # validates every method entry before anything runs
     if args.dry_run:
         print_plan(experiment, units, args.nproc or 1)
@@ -81,6 +85,7 @@ def run(args) -> int:
     processes = args.nproc or launcher.processes_per_unit or int(os.environ.get("WORLD_SIZE", "1"))
     check_before_running(experiment, units, processes)
     if args.nproc is not None and args.nproc > 1:
+        check_data(units, args.nproc)  # one line here, not one per rank
         return relaunch(args.nproc, args.command_line)
     distributed.init_from_env(experiment.train.device)
     try:
@@ -104,6 +109,19 @@ def check_before_running(experiment, units, processes: int) -> None:
         if unit.run is not None:
             check_available(unit.run.train.report_to)
             check_supported(build_method(unit.run.method, unit.run.method_config), unit.run.train, processes)
+
+
+def check_data(units, processes: int) -> None:
+    """Read and tokenize each distinct data setting of the units and derive their steps (what every rank would
+    do first), so a data error stops the command before torchrun starts."""
+    from owlore_bench.train.data_plan import steps_to_run, tokenization_key, tokenize_data
+
+    tokenized = {}
+    for unit in units:
+        if unit.run is not None:
+            key = tokenization_key(unit.run)
+            tokenized[key] = tokenized.get(key) or tokenize_data(unit.run)
+            steps_to_run(tokenized[key], unit.run.train, processes)
 
 
 def run_experiment(args, experiment, units, launcher) -> int:

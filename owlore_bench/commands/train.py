@@ -7,17 +7,17 @@ from pathlib import Path
 
 from owlore_bench.config import DataConfig, RunConfig, TrainConfig, apply_overrides, parse, read_yaml
 from owlore_bench.errors import UserError
-from owlore_bench.launch.torchrun import add_nproc_argument, check_nproc, relaunch
-from owlore_bench.registry import build_method, get_method_class
+from owlore_bench.launch.torchrun import add_nproc_argument, add_parallel_argument, check_nproc, relaunch
+from owlore_bench.registry import get_method_class
 from owlore_bench.train import distributed
-from owlore_bench.train.data_plan import plan_lines, tokenize_data
-from owlore_bench.train.run import check_out_dir, train_run
-from owlore_bench.train.step_in_backward import check_supported
+from owlore_bench.train.data_plan import plan_lines, steps_to_run, tokenize_data
+from owlore_bench.train.run import check_out_dir, check_run, train_run
 
 # flag name → (section, field); flags left unset keep the config file's or the defaults' values
 _FLAGS = {"steps": ("train", "steps"), "epochs": ("train", "epochs"), "batch_size": ("train", "batch_size"),
           "max_length": ("train", "max_length"),
-          "lr": ("train", "lr"), "seed": ("train", "seed"), "dtype": ("train", "dtype"), "device": ("train", "device")}
+          "lr": ("train", "lr"), "seed": ("train", "seed"), "dtype": ("train", "dtype"), "device": ("train", "device"),
+          "parallel": ("train", "parallel")}
 
 
 def field_help(model, field: str) -> str:
@@ -39,6 +39,8 @@ def add_parser(subparsers, help_text: str) -> None:
                                           "--set method.r=16 --set train.report_to=[tensorboard]\n"
                                           "  owlore-bench train --method lisa --model tiny-llama --data train.json "
                                           "--nproc 2   # data parallel: 2 processes (torchrun)\n"
+                                          "  owlore-bench train --method galore --model tiny-llama --data train.json "
+                                          "--nproc 2 --parallel fsdp   # sharded: FSDP2\n"
                                           "  (an interrupted run resumes when rerun with the same --out, "
                                           "given train.checkpoint_every > 0)\n")
     parser.add_argument("--config", help="run config YAML (flags and --set override it)")
@@ -65,6 +67,7 @@ def add_parser(subparsers, help_text: str) -> None:
                         help="read and tokenize (or pack) the data with the model's tokenizer only, print records, "
                              "tokens, blocks, steps per epoch and tokens per step, and train nothing")
     add_nproc_argument(parser)
+    add_parallel_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -100,7 +103,8 @@ def run(args) -> int:
     check_out_dir(cfg, out_dir, force=args.force)
     if args.nproc is not None:
         check_nproc(args.nproc, cfg.train.device)
-        check_supported(build_method(cfg.method, cfg.method_config), cfg.train, args.nproc)
+        check_run(cfg, args.nproc)  # method, settings and data: one line here, not one per rank
+        steps_to_run(tokenize_data(cfg), cfg.train, args.nproc)
         if args.nproc > 1:
             return relaunch(args.nproc, args.command_line)  # this same command, as N torchrun processes
     distributed.init_from_env(cfg.train.device)

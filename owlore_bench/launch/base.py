@@ -34,7 +34,8 @@ class SubmitOptions:
 
     cluster: str = "slurm"  # slurm; local: background processes on this machine; debug: in this process
     partition: str | None = None  # None: the cluster's default partition
-    gpus_per_unit: int = 1  # GPUs (= processes) per unit job; 0: a CPU-only job with one process
+    gpus_per_unit: int = 1  # GPUs (= processes) per node of a unit job; 0: a CPU-only job with one process
+    nodes_per_unit: int = 1  # nodes per unit job (SLURM's --nodes): nodes x gpus_per_unit processes train the unit
     cpus_per_unit: int = 8  # CPU cores per unit job, split over its processes
     mem_gb: float | None = None  # memory per unit job (GB); None: the partition's default
     timeout_min: int = 240  # wall-clock limit of one job (minutes); a timed-out job requeues and resumes

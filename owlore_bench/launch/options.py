@@ -19,13 +19,16 @@ _SUBMITIT_FLAGS = {
     "--partition": ("partition", str, None, "SLURM partition of the unit jobs"),
     "--gpus-per-unit": ("gpus_per_unit", int, 0, "GPUs per unit job; G > 1 trains each unit data parallel on G "
                                                  "processes; 0 = CPU-only jobs"),
+    "--nodes-per-unit": ("nodes_per_unit", int, 1, "nodes per unit job: the unit trains on N x G processes "
+                                                   "(with --parallel fsdp, sharded over all of them)"),
     "--cpus-per-unit": ("cpus_per_unit", int, 1, "CPU cores per unit job"),
     "--mem-gb": ("mem_gb", float, 1, "memory per unit job in GB"),
     "--timeout-min": ("timeout_min", int, 1, "wall-clock limit per job in minutes; a job that times out requeues "
                                              "and resumes from its checkpoint"),
     "--slurm-array-parallelism": ("array_parallelism", int, 1, "at most K unit jobs running at once"),
 }
-_METAVARS = {"--cluster": "NAME", "--partition": "P", "--gpus-per-unit": "G", "--cpus-per-unit": "C",
+_METAVARS = {"--cluster": "NAME", "--partition": "P", "--gpus-per-unit": "G", "--nodes-per-unit": "N",
+             "--cpus-per-unit": "C",
              "--mem-gb": "GB", "--timeout-min": "M", "--slurm-array-parallelism": "K"}
 
 
@@ -68,6 +71,9 @@ def make_launcher(args, command: str) -> Launcher:
 
     options = submit_options(args)
     check_cluster_reachable(options.cluster)
+    if options.nodes_per_unit > 1 and options.cluster != "slurm":
+        raise UserError(f"--nodes-per-unit {options.nodes_per_unit}: only SLURM spreads a job over nodes; --cluster "
+                        f"{options.cluster} runs on this machine; use --nodes-per-unit 1")
     return SubmititLauncher(options, command)
 
 

@@ -6,9 +6,10 @@ finished units. The job callable is a submitit Checkpointable: on preemption or 
 submitit requeues it with the same arguments, and the rerun resumes from the unit's last checkpoint
 (train.checkpoint_every steps; with 0 it restarts the unit from step 0).
 
-With --gpus-per-unit G > 1 a job has G tasks on one node (SLURM starts the G processes, one GPU each); every
-task exports the torch.distributed variables from submitit's job environment and the unit trains data parallel,
-exactly as under `--nproc G`.
+With --gpus-per-unit G > 1 a job has G tasks on each of its --nodes-per-unit N nodes (submitit's `nodes` and
+`tasks_per_node`; SLURM starts the N x G processes, one GPU each); every task exports the torch.distributed
+variables from submitit's job environment (rank, local rank, the first node as master) and the unit trains on
+all of them, exactly as under `--nproc G` on one node: replicated, or sharded with `--parallel fsdp`.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class SubmititLauncher(Launcher):
         """`command`: the user's `owlore-bench run CONFIG [--out OUT]`, quoted in the job records and messages."""
         self.options = options
         self.command = command
-        self.processes_per_unit = max(1, options.gpus_per_unit)
+        self.processes_per_unit = options.nodes_per_unit * max(1, options.gpus_per_unit)
 
     def launch(self, experiment: ExperimentConfig, units: list[Unit]) -> bool:
         if not units:
@@ -92,9 +93,10 @@ class SubmititLauncher(Launcher):
     def _executor(self, experiment: ExperimentConfig) -> Any:
         o = self.options
         executor = submitit.AutoExecutor(folder=(experiment.out_dir / SUBMITIT_FOLDER).resolve(), cluster=o.cluster)
-        processes = max(1, o.gpus_per_unit)
+        processes = max(1, o.gpus_per_unit)  # per node: one task per GPU
         parameters: dict[str, Any] = dict(
-            name=f"owlore-{experiment.name}", timeout_min=o.timeout_min, nodes=1, tasks_per_node=processes,
+            name=f"owlore-{experiment.name}", timeout_min=o.timeout_min, nodes=o.nodes_per_unit,
+            tasks_per_node=processes,
             gpus_per_node=o.gpus_per_unit, cpus_per_task=max(1, o.cpus_per_unit // processes),
             slurm_array_parallelism=o.array_parallelism)
         if o.mem_gb is not None:
@@ -112,7 +114,8 @@ class SubmititLauncher(Launcher):
                 "stdout": str(job.paths.stdout), "stderr": str(job.paths.stderr), "submitit_folder": folder,
                 "submitted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "command": f"{self.command} --only {shlex.quote(f'method={unit.label},seed={unit.seed}')}",
-                "resources": {"partition": o.partition, "gpus": o.gpus_per_unit, "cpus": o.cpus_per_unit,
+                "resources": {"partition": o.partition, "gpus": o.gpus_per_unit, "nodes": o.nodes_per_unit,
+                              "cpus": o.cpus_per_unit,
                               "mem_gb": o.mem_gb, "timeout_min": o.timeout_min, "slurm_options": o.slurm_options}}
 
     def _print_submitted(self, units: list[Unit], jobs: list[Any]) -> None:

@@ -32,6 +32,8 @@ import torch
 from owlore_bench.errors import UserError, did_you_mean
 from owlore_bench.memory.kept_state import kept_state_bytes
 from owlore_bench.memory.ledger import CATEGORIES, MemoryLedger
+from owlore_bench.memory.measured import SyntheticBatches, measured_ledger, relative_error  # noqa: F401 (re-exported)
+from owlore_bench.memory.sharded import Sharding, fake_process_group
 from owlore_bench.paths import PACKAGE_DIR
 from owlore_bench.registry import build_method
 from owlore_bench.train.optimizer_bits import with_state_bits
@@ -129,11 +131,12 @@ def _build_model(config, dtype: torch.dtype, device: torch.device | None = None)
         return AutoModelForCausalLM.from_config(config, dtype=dtype)
 
 
-def _in_backward_settings(update_in_backward: bool):
+def _in_backward_settings(update_in_backward: bool, parallel: str = "replicate"):
     """The loop settings an estimated step stands for: one micro-batch, and no clipping under update_in_backward."""
     from owlore_bench.config import TrainConfig
 
-    return TrainConfig(update_in_backward=update_in_backward, grad_clip=0.0 if update_in_backward else 1.0)
+    return TrainConfig(update_in_backward=update_in_backward, grad_clip=0.0 if update_in_backward else 1.0,
+                       parallel=parallel)
 
 
 RATIOS_FIELD = "outlier_ratios_file"
@@ -175,8 +178,12 @@ def _prepare(method_name: str, method_config: dict[str, Any], model: torch.nn.Mo
 def estimate_memory(architecture: Any, method_name: str, method_config: dict[str, Any] | None = None,
                     batch_size: int = 16, seq_len: int = 512, dtype: str = "bf16", grad_checkpointing: bool = False,
                     seed: int = 0, update_in_backward: bool = False, optimizer_state_bits: int = 32,
-                    offload_activations: bool = False, steps: int | None = None) -> dict[str, int]:
-    """Estimated ledger of one training step, in bytes: weights, gradients, optimizer, activations, total.
+                    offload_activations: bool = False, steps: int | None = None, world_size: int = 1,
+                    parallel: str = "replicate", reshard_after_forward: bool = True) -> dict[str, int]:
+    """Estimated ledger of one training step of one rank, in bytes: weights, gradients, optimizer, activations,
+    total. batch_size is per rank; `replicate` ranks each hold what one process holds. Under `fsdp` the model is
+    sharded over `world_size` fake ranks (memory/sharded.py; bf16 = fp32 master shards, bf16 compute) and the
+    estimate adds `gathered`, the all-gathered buffers in flight, which `total` includes.
 
     Also `trainable_params` (count); with offload_activations also `activations_offloaded` (host bytes, as if on
     an accelerator: every saved tensor but the parameters leaves the device, checkpointed layer inputs stay).
@@ -189,10 +196,14 @@ def estimate_memory(architecture: Any, method_name: str, method_config: dict[str
 
     check_shape(batch_size, seq_len)
     config = load_architecture(architecture)
+    sharding = Sharding(world_size, reshard_after_forward, dtype) if parallel == "fsdp" else None
+    check_supported(build_method(method_name, method_config or {}), _in_backward_settings(update_in_backward, parallel),
+                    world_size)  # a method refused on N ranks or sharded: its one line, not a fake-tensor crash
     try:
-        return _fake_step(config, method_name, method_config or {}, batch_size, seq_len, dtype, grad_checkpointing,
-                          seed, update_in_backward, FakeTensorMode(allow_non_fake_inputs=True),
-                          optimizer_state_bits, offload_activations, steps)
+        with fake_process_group(world_size) if sharding else contextlib.nullcontext():
+            return _fake_step(config, method_name, method_config or {}, batch_size, seq_len, dtype,
+                              grad_checkpointing, seed, update_in_backward, FakeTensorMode(allow_non_fake_inputs=True),
+                              optimizer_state_bits, offload_activations, steps, sharding)
     except (UserError, MemoryError):
         raise
     except Exception as error:  # a hook that needs real values (data-dependent) cannot run on fake tensors
@@ -203,14 +214,14 @@ def estimate_memory(architecture: Any, method_name: str, method_config: dict[str
 
 def _fake_step(config, method_name: str, method_config: dict[str, Any], batch_size: int, seq_len: int, dtype: str,
                grad_checkpointing: bool, seed: int, update_in_backward: bool, fake_mode, state_bits: int = 32,
-               offload: bool = False, steps: int | None = None) -> dict[str, int]:
+               offload: bool = False, steps: int | None = None, sharding: Sharding | None = None) -> dict[str, int]:
     """One loop-shaped training step on fake tensors; the ledger it records (bytes)."""
     with _swappable_fake_parameters(fake_mode), fake_mode:
-        model = _build_model(config, DTYPES[dtype])
+        model = _build_model(config, sharding.master_dtype if sharding else DTYPES[dtype])
         method, model = _prepare(method_name, method_config, model, grad_checkpointing, seed)
+        model = sharding.shard(model) if sharding else model
         optimizer = method.build_optimizer(model, lr=1e-4, weight_decay=0.0)
     optimizer = with_state_bits(optimizer, state_bits, method_name)  # outside: bnb fills its quantile maps from data
-    check_supported(method, _in_backward_settings(update_in_backward))
     # Outside the fake mode, as in the loop: a sampler's torch random draws must be real numbers, seeded alike.
     torch.manual_seed(seed)
     method.on_step_start(0, model, optimizer)
@@ -233,6 +244,9 @@ def _fake_step(config, method_name: str, method_config: dict[str, Any], batch_si
     estimate = {category: row[f"mem_{category}_bytes"] for category in (*CATEGORIES, "total")}
     if offload:
         estimate["activations_offloaded"] = row["mem_activations_offloaded_bytes"]
+    if sharding:
+        estimate["gathered"] = sharding.gathered_bytes(model)
+        estimate["total"] += estimate["gathered"]
     estimate["trainable_params"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if getattr(method.config, "keep_state", False):
         kept = kept_state_bytes(model, method, optimizer, fake_mode, steps)
@@ -240,58 +254,41 @@ def _fake_step(config, method_name: str, method_config: dict[str, Any], batch_si
     return estimate
 
 
-class SyntheticBatches:
-    """Unpadded random token batches of exactly `seq_len` tokens, labels = inputs (the estimator's assumption).
-
-    Batch k is a pure function of (seed, k), like TrainingData.batch, which the loop calls the same way.
-    """
-
-    def __init__(self, vocab_size: int, seq_len: int, seed: int = 0):
-        self.vocab_size, self.seq_len, self.seed = vocab_size, seq_len, seed
-
-    def batch(self, index: int, batch_size: int) -> dict[str, torch.Tensor]:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
-        input_ids = torch.randint(0, self.vocab_size, (batch_size, self.seq_len), generator=generator)
-        return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids), "labels": input_ids.clone()}
-
-
 def measure_memory(architecture: Any, method_name: str, method_config: dict[str, Any] | None = None,
                    batch_size: int = 16, seq_len: int = 512, dtype: str = "bf16", grad_checkpointing: bool = False,
                    seed: int = 0, steps: int = 3, device: str = "auto",
                    update_in_backward: bool = False, optimizer_state_bits: int = 32,
-                   offload_activations: bool = False) -> dict[str, Any]:
+                   offload_activations: bool = False, parallel: str = "replicate",
+                   reshard_after_forward: bool = True) -> dict[str, Any]:
     """Run `steps` real training steps of the architecture (random weights: memory does not depend on their
     values) through the shared loop with the measured profiler; returns the loop's summary (status, peak_mem_*).
+    Under torchrun every rank calls it (batch_size per rank); `fsdp` shards the model over them after prepare.
     """
     from owlore_bench.config import TrainConfig
     from owlore_bench.models import resolve_device
+    from owlore_bench.train import distributed
+    from owlore_bench.train.fsdp import load_dtype, shard_model
     from owlore_bench.train.loop import train
 
     check_shape(batch_size, seq_len)
     config = load_architecture(architecture)
     target = resolve_device(device)
-    torch.manual_seed(seed)
-    model = _build_model(config, DTYPES[dtype], target)
-    method, model = _prepare(method_name, method_config or {}, model, grad_checkpointing=False, seed=seed)
-    cfg = TrainConfig(steps=steps, batch_size=batch_size, max_length=max(2, seq_len), dtype=dtype,
+    cfg = TrainConfig(steps=steps, batch_size=batch_size, max_length=max(2, seq_len), dtype=dtype, parallel=parallel,
+                      reshard_after_forward=reshard_after_forward,
                       device=target.type, grad_checkpointing=grad_checkpointing, seed=seed, progress=False,
                       schedule="constant", update_in_backward=update_in_backward,
                       optimizer_state_bits=optimizer_state_bits, offload_activations=offload_activations,
                       grad_clip=0.0 if update_in_backward else 1.0)
+    torch.manual_seed(seed)
+    model = _build_model(config, DTYPES[load_dtype(cfg, target)], target)  # fsdp on CUDA: fp32 master weights
+    method, model = _prepare(method_name, method_config or {}, model, grad_checkpointing=False, seed=seed)
+    own_group = parallel == "fsdp" and not distributed.is_distributed()  # one process: shard_model starts a group
+    model = shard_model(model, cfg) if parallel == "fsdp" else model
     with tempfile.TemporaryDirectory(prefix="owlore-measure-") as out_dir:
         summary = train(model, method, SyntheticBatches(config.vocab_size, seq_len, seed), cfg, out_dir)
+    if own_group:
+        distributed.shutdown()
     del model, method
     with contextlib.suppress(Exception):
         torch.cuda.empty_cache()
     return summary
-
-
-def measured_ledger(summary: dict[str, Any]) -> dict[str, int]:
-    """The measured peaks of a loop summary under the estimator's category names (bytes)."""
-    return {key[len("peak_mem_"):-len("_bytes")]: value for key, value in summary.items()
-            if key.startswith("peak_mem_") and key.endswith("_bytes")}
-
-
-def relative_error(estimate: int, measured: int) -> float | None:
-    """(estimate − measured) / measured; None where nothing was measured (0 bytes)."""
-    return (estimate - measured) / measured if measured else None

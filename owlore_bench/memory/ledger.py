@@ -43,12 +43,24 @@ def _storage_bytes(tensors: Iterator[torch.Tensor]) -> int:
 
 def _dense_parts(tensors: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
     """Each tensor, or for a sparse COO one (BAdam's ratio mode keeps sparse gradients) its indices and values,
-    the storages it actually holds (a sparse tensor has no untyped_storage of its own)."""
+    the storages it actually holds (a sparse tensor has no untyped_storage of its own); for a DTensor
+    (train.parallel fsdp) this rank's local shard, the memory this rank holds."""
     for tensor in tensors:
+        tensor = local_part(tensor)
         if tensor.layout == torch.sparse_coo:
             yield from (tensor._indices(), tensor._values())
         else:
             yield tensor
+
+
+def local_part(tensor: torch.Tensor) -> torch.Tensor:
+    """This rank's shard of a DTensor (FSDP's parameters, gradients, optimizer state; a view of a padded storage,
+    counted whole); any other tensor itself."""
+    to_local = getattr(tensor, "to_local", None)
+    if to_local is None:
+        return tensor
+    with torch.no_grad():
+        return to_local()
 
 
 def weight_bytes(model: torch.nn.Module) -> int:
@@ -119,6 +131,7 @@ class ActivationCounter:
 
     def __init__(self, model: torch.nn.Module, offload: str | None = None):
         self.model, self.offload = model, offload
+        self.sharded = any(hasattr(p, "to_local") for p in model.parameters())  # FSDP: parameters are DTensors
         self.saved: dict[tuple[str, int], int] = {}
         self.offloaded_bytes = 0
         self._parameter_storages: set[tuple[str, int]] = set()
@@ -153,6 +166,13 @@ class ActivationCounter:
         offloaded, value = packed
         return self._from_host(value) if offloaded else value
 
+    def _note_parameters(self, module: torch.nn.Module, args: tuple) -> None:
+        """Before a leaf module runs under FSDP: its parameters now are the all-gathered (unsharded) weights, so
+        what autograd saves of them is weights, not activations (the estimator counts gathered buffers apart)."""
+        for param in module.parameters(recurse=False):
+            if param.device.type != "meta":
+                self._parameter_storages.add(storage_key(local_part(param)))
+
     def _count_checkpoint_inputs(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
         if torch.is_grad_enabled() and _is_checkpointing(module):
             for tensor in _tensors_in((*args, *kwargs.values())):
@@ -160,9 +180,13 @@ class ActivationCounter:
 
     def __enter__(self) -> ActivationCounter:
         self.saved, self.offloaded_bytes = {}, 0
-        self._parameter_storages = {storage_key(p) for p in self.model.parameters() if p.device.type != "meta"}
+        self._parameter_storages = {storage_key(local_part(p)) for p in self.model.parameters()
+                                    if p.device.type != "meta"}
         self._handles = [module.register_forward_pre_hook(self._count_checkpoint_inputs, with_kwargs=True)
                          for module in self.model.modules() if _is_checkpointing(module)]
+        if self.sharded:
+            self._handles += [module.register_forward_pre_hook(self._note_parameters)
+                              for module in self.model.modules() if next(module.parameters(False), None) is not None]
         self._hooks.__enter__()
         return self
 

@@ -2,7 +2,8 @@
 
 Saved: the parameters the optimizer can update (not frozen base weights), optimizer and scheduler state, the
 method's own state (e.g. its layer sampler), torch RNG states, the step reached and the elapsed seconds.
-Written to a temp folder and renamed, so a kill mid-save leaves the previous checkpoint intact.
+Written to a temp folder and renamed, so a kill mid-save leaves the previous checkpoint intact. A sharded (FSDP)
+run writes its shards with torch.distributed.checkpoint instead (owlore_bench/train/fsdp_checkpoint.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from typing import Any
 import torch
 
 from owlore_bench.errors import UserError
-from owlore_bench.train.distributed import world_size
+from owlore_bench.train.distributed import is_main, world_size
+from owlore_bench.train.fsdp import is_sharded
+from owlore_bench.train.fsdp_checkpoint import EXTRA, METADATA, load_sharded, save_sharded
 
 
 def optimized_parameter_names(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> list[str]:
@@ -25,8 +28,16 @@ def optimized_parameter_names(model: torch.nn.Module, optimizer: torch.optim.Opt
 
 def save_checkpoint(folder: Path, *, step: int, elapsed_s: float, model: torch.nn.Module,
                     optimizer: torch.optim.Optimizer, scheduler: Any, method: Any) -> None:
-    """Write the state after `step` optimizer steps to `folder` (atomically replacing an older one)."""
+    """Write the state after `step` optimizer steps to `folder` (atomically replacing an older one). Call it on
+    every rank: a sharded (FSDP) model is saved by all ranks together (train/fsdp_checkpoint.py), a replicated
+    one by rank 0 alone."""
     names = set(optimized_parameter_names(model, optimizer))
+    if is_sharded(model):
+        save_sharded(folder, step=step, elapsed_s=elapsed_s, model=model, names=names, optimizer=optimizer,
+                     scheduler=scheduler, method=method)
+        return
+    if not is_main():
+        return
     weights = {name: p.detach().clone() for name, p in model.named_parameters() if name in names}
     state = {
         "step": step,
@@ -53,11 +64,16 @@ def save_checkpoint(folder: Path, *, step: int, elapsed_s: float, model: torch.n
 def load_checkpoint(folder: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
                     method: Any) -> tuple[int, float]:
     """Restore everything save_checkpoint wrote; returns (step, elapsed_s). (0, 0.0) when there is none."""
-    if not (folder / "state.pt").is_file():
-        old = folder.with_name(folder.name + ".old")  # killed between the two renames of a save
-        if not (old / "state.pt").is_file():
-            return 0, 0.0
-        folder = old
+    folder = _complete(folder)
+    if folder is None:
+        return 0, 0.0
+    sharded = (folder / METADATA).is_file()
+    if sharded != is_sharded(model):
+        saved, here = ("fsdp", "replicate") if sharded else ("replicate", "fsdp")
+        raise UserError(f"{folder} was saved by a train.parallel: {saved} run and this one is {here}; resume with "
+                        f"--parallel {saved}, or start a new --out")
+    if sharded:
+        return load_sharded(folder, model=model, optimizer=optimizer, scheduler=scheduler, method=method)
     # weights_only=False: optimizer state holds GaLore projector objects; the file is our own.
     state = torch.load(folder / "state.pt", map_location="cpu", weights_only=False)
     saved_world = state.get("world_size", 1)
@@ -77,6 +93,15 @@ def load_checkpoint(folder: Path, *, model: torch.nn.Module, optimizer: torch.op
     if state["cuda_rng"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
     return state["step"], state["elapsed_s"]
+
+
+def _complete(folder: Path) -> Path | None:
+    """The folder of the last complete checkpoint: `folder`, or `<folder>.old` when a save was killed between
+    its two renames; None when there is none."""
+    for candidate in (folder, folder.with_name(folder.name + ".old")):
+        if (candidate / "state.pt").is_file() or (candidate / EXTRA).is_file():
+            return candidate
+    return None
 
 
 def move_state_objects(optimizer: torch.optim.Optimizer) -> None:

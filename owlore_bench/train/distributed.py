@@ -65,6 +65,17 @@ def init_from_env(device: str = "auto") -> bool:
     return True
 
 
+def ensure_process_group(device: torch.device) -> None:
+    """A process group of one (this process) where none exists: FSDP needs one even on a single process
+    (`--parallel fsdp` without --nproc, e.g. the GPU check's world-size-1 run). nccl on CUDA, gloo on CPU."""
+    if is_distributed():
+        return
+    if device.type == "cuda":
+        torch.cuda.set_device(device.index or 0)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", store=dist.HashStore(), rank=0,
+                            world_size=1, timeout=GROUP_TIMEOUT)
+
+
 def shutdown() -> None:
     if is_distributed():
         dist.destroy_process_group()
@@ -124,18 +135,25 @@ def average_gradients(params: list[torch.nn.Parameter], bucket_bytes: int = BUCK
     """Replace every existing `.grad` of `params` by its mean over ranks (bucketed all-reduce of flat copies).
 
     Every rank must hold gradients for the same parameters (check_same_trainable guards that); parameters
-    without a gradient this step are skipped on all ranks alike.
+    without a gradient this step are skipped on all ranks alike, and so are DTensor gradients: under
+    train.parallel fsdp the reduce-scatter inside backward already averaged them (train/fsdp.py).
     """
     world = world_size()
     if world == 1:
         return
-    grads = [p.grad for p in params if p.grad is not None]
+    grads = [p.grad for p in params if p.grad is not None and not _is_dtensor(p.grad)]
     for bucket in _buckets(grads, bucket_bytes):
         flat = torch._utils._flatten_dense_tensors(bucket)
         dist.all_reduce(flat)
         flat.div_(world)
         for grad, averaged in zip(bucket, torch._utils._unflatten_dense_tensors(flat, bucket)):
             grad.copy_(averaged)
+
+
+def _is_dtensor(tensor: torch.Tensor) -> bool:
+    from torch.distributed.tensor import DTensor
+
+    return isinstance(tensor, DTensor)
 
 
 def check_data_parallel(method: Any, processes: int) -> None:

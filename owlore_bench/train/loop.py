@@ -139,8 +139,8 @@ def train(model: torch.nn.Module, method: Method, data: TrainingData, cfg: Train
                                **run.phases.row(), **memory, **extra})
             bar.update(1)
             bar.set_postfix(loss=f"{loss_sum:.3f}")
-            if (distributed.is_main() and cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0
-                    and step + 1 < cfg.steps):
+            if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
+                # every rank: FSDP's shards are saved by all of them, a replicated model by rank 0 alone
                 save_checkpoint(out_dir / "checkpoint", step=step + 1, elapsed_s=run.elapsed_s, model=model,
                                 optimizer=run.optimizer, scheduler=run.scheduler, method=method)
     except Exception as caught:  # noqa: BLE001 — an OOM is data in a memory benchmark; anything else is 'failed'

@@ -21,6 +21,7 @@ from owlore_bench.registry import build_method
 from owlore_bench.results import provenance, read_json, write_json_atomic
 from owlore_bench.train import distributed
 from owlore_bench.train.data import TrainingData
+from owlore_bench.train.fsdp import consolidate, load_dtype, mixed_precision, shard_model, unsharded_skeleton, uses_fsdp
 from owlore_bench.train.loop import seed_everything, train
 from owlore_bench.train.optimizer_bits import check_state_bits, with_state_bits
 from owlore_bench.train.step_in_backward import check_supported
@@ -51,6 +52,17 @@ def differing_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
     return [] if old == new else [prefix.rstrip(".")]
 
 
+def check_run(cfg: RunConfig, world_size: int) -> Any:
+    """The run's method, after everything about the method and the loop settings on `world_size` processes that
+    can fail in one line before the data and model load (the trackers, 8-bit states). `--nproc N` calls it, and
+    reads and tokenizes the data, before torchrun starts: bad input is one line, not one per rank."""
+    method = build_method(cfg.method, cfg.method_config)
+    check_supported(method, cfg.train, world_size)  # before anything is written or loaded
+    check_available(cfg.train.report_to)  # a missing tracker package fails before the model loads
+    check_state_bits(cfg.train.optimizer_state_bits, resolve_device(cfg.train.device))  # 8-bit: bnb runs here
+    return method
+
+
 def train_run(cfg: RunConfig, out_dir: str | Path, write_summary: bool = True) -> tuple[dict[str, Any], Any, Any, Any]:
     """Train one run into `out_dir`; resumes from its checkpoint if one is there.
 
@@ -60,12 +72,10 @@ def train_run(cfg: RunConfig, out_dir: str | Path, write_summary: bool = True) -
     """
     out_dir = Path(out_dir)
     started = time.time()
-    method = build_method(cfg.method, cfg.method_config)
-    check_supported(method, cfg.train, distributed.world_size())  # before anything is written or loaded
-    check_available(cfg.train.report_to)  # a missing tracker package fails before the model loads
-    check_state_bits(cfg.train.optimizer_state_bits, resolve_device(cfg.train.device))  # 8-bit: bnb runs here
+    method = check_run(cfg, distributed.world_size())
     records, sources = read_sources(cfg.data.path, cfg.data.limit)  # bad data fails before the model loads
-    model, tokenizer = load_model(cfg.model, dtype=cfg.train.dtype, device=cfg.train.device)
+    model, tokenizer = load_model(cfg.model, dtype=load_dtype(cfg.train, resolve_device(cfg.train.device)),
+                                  device=cfg.train.device)
     if cfg.data.packing:
         check_block_size(cfg.data.block_size, getattr(model.config, "max_position_embeddings", None))
     data = TrainingData.build(records, tokenizer, cfg.data, cfg.train.max_length, seed=cfg.train.seed,
@@ -73,6 +83,10 @@ def train_run(cfg: RunConfig, out_dir: str | Path, write_summary: bool = True) -
     train_cfg = resolve_steps(cfg.train, data, distributed.world_size())  # train.epochs -> steps
     seed_everything(cfg.train.seed)
     model = method.prepare(model)
+    skeleton = None
+    if uses_fsdp(cfg.train):  # rank 0 keeps a weightless copy to consolidate the trained shards into
+        skeleton = unsharded_skeleton(model) if distributed.is_main() else None
+        model = shard_model(model, cfg.train)
     if cfg.train.optimizer_state_bits != 32:  # a non-AdamW optimizer is refused before any folder is written
         with_state_bits(method.build_optimizer(model, lr=cfg.train.lr, weight_decay=0.0), 8, method.name)
     if distributed.is_main():  # only now: a run refused for its data, model or method leaves no folder behind
@@ -81,6 +95,8 @@ def train_run(cfg: RunConfig, out_dir: str | Path, write_summary: bool = True) -
     # load before rank 0 can save (no rank reads a checkpoint that is being written).
     distributed.barrier()
     result = train(model, method, data, train_cfg, out_dir)
+    if uses_fsdp(cfg.train) and result["status"] == "ok":  # every rank sends its shards; rank 0 gets the model
+        model = consolidate(model, skeleton, mixed_precision(cfg.train, resolve_device(cfg.train.device)).param_dtype)
     if cfg.save_model and result["status"] == "ok" and distributed.is_main():
         method.save_trained(model, tokenizer, out_dir / "model")
     summary = {"method": cfg.method, "model": cfg.model, **result, "method_info": method.run_info(),

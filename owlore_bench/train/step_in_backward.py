@@ -25,12 +25,14 @@ import torch
 
 from owlore_bench.errors import UserError
 from owlore_bench.train import distributed
+from owlore_bench.train.fsdp import check_fsdp, uses_fsdp
 
 
 def check_supported(method: Any, train: Any, world_size: int = 1) -> None:
     """One line naming the setting to drop when update_in_backward cannot work with this run (and, first, when the
     method refuses data parallel on `world_size` processes: both are checked before any training)."""
     distributed.check_data_parallel(method, world_size)
+    check_fsdp(method, train)
     if not train.update_in_backward:
         if getattr(method, "fused_by_design", None):
             warnings.warn(f"method '{method.name}': {method.fused_by_design}", stacklevel=2)
@@ -45,9 +47,10 @@ def check_supported(method: Any, train: Any, world_size: int = 1) -> None:
     if train.grad_clip > 0:
         raise UserError(f"train.update_in_backward: global-norm clipping (grad_clip: {train.grad_clip}) needs every "
                         f"gradient at once; set grad_clip: 0 or drop update_in_backward")
-    if world_size > 1:
+    if world_size > 1 and not uses_fsdp(train):  # FSDP reduce-scatters each layer inside backward, hooks after
         raise UserError(f"train.update_in_backward: gradients are averaged over the {world_size} ranks after "
-                        f"backward; drop update_in_backward to train on more than one process")
+                        f"backward; drop update_in_backward or shard with --parallel fsdp (which reduces each "
+                        f"layer's gradients inside backward) to train on more than one process")
 
 
 class StepInBackward:
