@@ -105,6 +105,14 @@ def test_dry_run_lines_name_each_task_and_its_smallest_difference():
     assert dry_run_lines([], 100) == []
 
 
+def test_dry_run_lines_size_a_task_limits_entry_by_its_own_n():
+    lines = dry_run_lines(["commonsense6_labels"], 25, {"boolq_labels": 400})
+    assert [line.split()[:2] for line in lines[1:]] == [["commonsense6_labels", "(others)"], ["boolq_labels", "n"]]
+    assert lines[2].split()[2] == "400"
+    assert f"{100 * smallest_detectable_difference(400, 0.5):.1f}" in lines[2]
+    assert dry_run_lines(["piqa_labels"], None, {"boolq_labels": 50})[1].split()[1:] == ["n", "whole", "test", "split"]
+
+
 def write_evaluated(folder, outcomes: dict[str, list[int]]) -> None:
     """A finished, evaluated run folder (summary.json, eval.json, samples/)."""
     import json

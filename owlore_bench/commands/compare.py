@@ -21,7 +21,7 @@ EXAMPLES = """examples:
   owlore-bench compare runs/quickstart/owlore/seed-0 runs/quickstart/lora/seed-0
   owlore-bench compare runs/sweep/owlore runs/sweep/lora       # two labels, seed s against seed s
   owlore-bench compare runs/sweep --labels owlore,lora         # the same, by label name
-  owlore-bench compare RUN_A RUN_B --tasks bb_navigate,bb_winowhy --metric acc_norm
+  owlore-bench compare RUN_A RUN_B --tasks boolq_labels,piqa_labels --metric acc_norm
   owlore-bench eval --run RUN --tasks arc_easy_choices --out RUN   # a run evaluated before samples/ existed
 """
 ALPHA = families.ALPHA  # the '*' marker: Holm-adjusted p below this (Avg: its own p)

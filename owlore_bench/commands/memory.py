@@ -29,6 +29,7 @@ from owlore_bench.memory.estimate import (
 )
 from owlore_bench.memory.ledger import CATEGORIES, SNAPSHOT_ENV
 from owlore_bench.registry import available_methods, build_method, get_method_class
+from owlore_bench.reporting.memory_plot import memory_stacked_bar
 
 LEDGER = (*CATEGORIES, "total")
 KEPT = ("optimizer_state_kept", "total_state_kept")  # estimate entries of a method that keeps leaving layers' state
@@ -235,32 +236,6 @@ def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:+.1f}%"
 
 
-def stacked_bar(rows: list[dict[str, Any]], path: Path, title: str) -> None:
-    """PNG: one bar per method, estimated GiB stacked by category."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = estimated(rows)
-    if not rows:
-        return
-    figure, axes = plt.subplots(figsize=(1.4 * len(rows) + 3, 4.5))
-    bottoms = [0.0] * len(rows)
-    names = [row["method"] for row in rows]
-    unit, size = display_unit(rows)
-    for category in CATEGORIES:
-        heights = [row[f"est_{category}_bytes"] / size for row in rows]
-        axes.bar(names, heights, bottom=bottoms, label=category)
-        bottoms = [b + h for b, h in zip(bottoms, heights)]
-    axes.set_ylabel(f"estimated {unit}")
-    axes.set_title(title, fontsize=9)
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-
-
 def write_outputs(rows: list[dict[str, Any]], out: Path, title: str, notes: list[str]) -> None:
     import pandas as pd
 
@@ -268,7 +243,9 @@ def write_outputs(rows: list[dict[str, Any]], out: Path, title: str, notes: list
     pd.DataFrame(rows).to_csv(out / "memory.csv", index=False)  # bytes: the machine-readable copy
     (out / "memory.md").write_text(f"{title}\n\n{display_table(rows).to_markdown(index=False)}\n"
                                    + "".join(f"\n- {note}" for note in notes) + ("\n" if notes else ""))
-    stacked_bar(rows, out / "memory.png", title)
+    if estimated(rows):
+        unit, size = display_unit(estimated(rows))
+        memory_stacked_bar(estimated(rows), out / "memory.png", title, unit, size)
 
 
 def run(args) -> int:

@@ -112,21 +112,29 @@ def run(args) -> int:
 TYPICAL_DISCORDANCE = 0.2  # shown beside the chance setting in `run --dry-run`; measure yours with --pilot
 
 
-def dry_run_lines(tasks: list[str], limit: int | None) -> list[str]:
-    """`run --dry-run`'s lines: per configured eval task and its n (the eval limit), the smallest difference a
-    paired comparison of two rows detects (80 % power, alpha 0.05) at discordance 0.5 (two runs at 50 % that err
-    independently; not a bound: runs can disagree more) and at a typical 0.2. Without a limit n is the task's
-    whole test split, known only once it is evaluated."""
+def dry_run_lines(tasks: list[str], limit: int | None, task_limits: dict[str, int] | None = None) -> list[str]:
+    """`run --dry-run`'s lines: per configured eval task and its n (eval.limit, or its eval.task_limits entry, which
+    wins for that task), the smallest difference a paired comparison of two rows detects (80 % power, alpha 0.05)
+    at discordance 0.5 (two runs at 50 % that err independently; not a bound: runs can disagree more) and at a
+    typical 0.2. Without a limit n is the task's whole test split, known only once it is evaluated."""
     if not tasks:
         return []
-    if limit is None:
+    task_limits = task_limits or {}
+    if limit is None and not task_limits:
         return [f"detectable differences: n = each task's whole test split (no eval.limit); for n questions: "
                 f"owlore-bench power --n N --discordance {TYPICAL_DISCORDANCE}"]
-    chance = power.smallest_detectable_difference(limit, power.CHANCE_DISCORDANCE)
-    typical = power.smallest_detectable_difference(limit, TYPICAL_DISCORDANCE)
-    text = "none" if chance != chance else f"{100 * chance:.1f}"
-    text += "" if typical != typical else f" ({100 * typical:.1f} at discordance {TYPICAL_DISCORDANCE})"
+    sized = [(task, limit) for task in tasks if task not in task_limits] + list(task_limits.items())
     lines = ["smallest difference (points) two rows can be told apart by, 80 % power, alpha 0.05, paired McNemar, "
              f"discordance {power.CHANCE_DISCORDANCE} (independent errors at 50 %; runs can disagree more: measure "
              f"with owlore-bench power --pilot RUN_A RUN_B):"]
-    return lines + [f"  {task:<24} n {limit:<6} {text}" for task in tasks]
+    for task, n in sized:
+        if n is None:
+            lines.append(f"  {task:<24} n whole test split")
+            continue
+        chance = power.smallest_detectable_difference(n, power.CHANCE_DISCORDANCE)
+        typical = power.smallest_detectable_difference(n, TYPICAL_DISCORDANCE)
+        text = "none" if chance != chance else f"{100 * chance:.1f}"
+        text += "" if typical != typical else f" ({100 * typical:.1f} at discordance {TYPICAL_DISCORDANCE})"
+        label = f"{task} (others)" if task_limits and task in tasks else task
+        lines.append(f"  {label:<24} n {n:<6} {text}")
+    return lines

@@ -184,7 +184,8 @@ def print_plan(experiment, units, world_size: int = 1) -> None:
     print(f"model {experiment.model}; data {experiment.data.path}; {evaluation}")
     from owlore_bench.commands.power import dry_run_lines
 
-    for line in dry_run_lines(experiment.eval.tasks, experiment.eval.limit):  # what the eval can tell apart
+    evaluated = experiment.eval
+    for line in dry_run_lines(evaluated.tasks, evaluated.limit, evaluated.task_limits):  # what it can tell apart
         print(line)
     if experiment.mt_bench is not None:
         bench = experiment.mt_bench

@@ -33,8 +33,8 @@ def add_parser(subparsers, help_text: str) -> None:
                                                "step, memory ledger in bytes), summary.json and model/.",
                                    epilog="examples:\n"
                                           "  owlore-bench train --method owlore --model smollm2-135m "
-                                          "--data bigbench:default "
-                                          "--template plain --steps 40 --out runs/owlore\n"
+                                          "--data commonsense:default "
+                                          "--steps 40 --out runs/owlore\n"
                                           "  owlore-bench train --method lora --model tiny-llama --data train.json "
                                           "--set method.r=16 --set train.report_to=[tensorboard]\n"
                                           "  owlore-bench train --method lisa --model tiny-llama --data train.json "

@@ -3,12 +3,14 @@
 A table cell of n = 50 questions has a 95 % interval about +-13 points wide, so two methods' cells say little by
 themselves; the same questions answered by both runs do. Each difference takes its interval and its p-value from
 one method, so that the interval excludes 0 exactly when p < 0.05:
+
 - one task, one seed each: the exact McNemar test and `exact_paired_interval`, the range of the difference over
   the exact (Clopper-Pearson) region of the two numbers that McNemar's design has (the share of questions the
   runs disagree on, and the share of those that favour a);
 - several seeds, or the average over tasks: the two-level bootstrap (seeds, then questions; bootstrap.py), its
   percentile interval and bootstrap p read off the same draws. Where it degenerates (every draw the same, so a
   zero-width interval), the exact McNemar test and interval of the pooled (seed, question) pairs stand in.
+
 Differences and their intervals are in points (100 x a difference of proportions). scipy's binomtest gives the
 Wilson, Clopper-Pearson and McNemar figures; Holm's adjustment is written out (see `holm`).
 """
