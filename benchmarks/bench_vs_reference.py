@@ -46,7 +46,7 @@ from owlore_bench.memory.estimate import SyntheticBatches
 from owlore_bench.models import load_model
 from owlore_bench.registry import build_method, get_method_class
 from owlore_bench.results import provenance, read_jsonl, write_json_atomic
-from owlore_bench.train.loop import is_out_of_memory, train
+from owlore_bench.train.loop import failure_status, seed_everything, train
 from owlore_bench.train.phases import PHASES
 
 MIB = 2**20
@@ -129,8 +129,8 @@ def run_suite(args: argparse.Namespace, method: str, impl: Implementation, setti
               on_iteration: Callable[[int], None] | None = None) -> tuple[str, list[dict[str, Any]]]:
     """(status, metrics rows) of the suite's method through owlore_bench.train.loop.train on a fresh model."""
     model, _ = load_model(args.model, dtype="fp32", device="cpu")
-    suite_method = build_method(method, suite_method_config(method, settings, ratios_file))
-    torch.manual_seed(settings.seed)  # as training.train_run does before prepare
+    suite_method = build_method(method, suite_method_config(method, settings, ratios_file), seed=settings.seed)
+    seed_everything(settings.seed)  # as train.run.train_run does before prepare
     model = suite_method.prepare(model)
     starts = note_iteration_starts(suite_method, on_iteration)
     in_backward = {"update_in_backward": True} if impl.update_in_backward else {}
@@ -157,7 +157,7 @@ def run_official_side(args: argparse.Namespace, method: str, settings: OfficialS
         return "ok", run_official(trainer, data, steps, size[0], memory_profile=not args.no_ledger,
                                   on_iteration=on_iteration)
     except Exception as error:  # noqa: BLE001 — an OOM is data in a memory benchmark; keep the other runs
-        return f"{'oom' if is_out_of_memory(error) else 'failed'}: {one_line(error)}", []
+        return f"{failure_status(error)}: {one_line(error)}", []
 
 
 def measure(args, method: str, impl: Implementation, size: tuple[int, int], steps: int, source: Any,

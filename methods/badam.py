@@ -169,7 +169,7 @@ class BAdam(Method):
         base = torch.optim.AdamW([param for _, param in named], lr=lr, weight_decay=weight_decay, betas=c.betas,
                                  eps=c.eps)
         self.optimizer = _block_optimizer_class(badam)(
-            base, named, seed=c.seed if c.seed is not None else torch.initial_seed(),  # = train.seed in a run
+            base, named, seed=c.seed if c.seed is not None else self.seed,  # null: the run's train.seed
             block_prefix_list=self.blocks, switch_block_every=c.switch_every, switch_mode=c.switch_mode, verbose=0,
             include_embedding=c.include_embedding, include_lm_head=c.include_lm_head)
         return self.optimizer

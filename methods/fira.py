@@ -12,21 +12,24 @@ matrices on Llama-shaped models and also reaches GPT-NeoX's `attention.*` or OPT
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 
 from owlore_bench import register_method
 from owlore_bench.method import import_reference
 from owlore_bench.methods.full_ft import FullFineTuning
-from owlore_bench.train.galore_groups import ProjectionTargetsConfig, RecordsProjectedMatrices, galore_param_groups
+from owlore_bench.train.galore_groups import (
+    ProjectionTargetsConfig,
+    ProjType,
+    RecordsProjectedMatrices,
+    galore_param_groups,
+)
 
 
 class FiraConfig(ProjectionTargetsConfig):
     rank: int = Field(8, gt=0, description="projection rank r (clamped per matrix to min(m, n), with a warning)")
     update_proj_gap: int = Field(200, gt=0, description="optimizer steps between SVD refreshes of the projector")
     alpha: float = Field(1.0, gt=0, description="scale of the projected-back low-rank update (GaLore's `scale`)")
-    proj_type: Literal["std", "reverse_std", "right", "left", "full"] = Field(
+    proj_type: ProjType = Field(
         "std", description="projection side; std: right if rows >= cols, else left")
 
 

@@ -3,14 +3,13 @@ matrices (owlore_bench/train/galore_groups.py: every 2-D weight of every decoder
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 
 from owlore_bench import register_method
 from owlore_bench.methods.full_ft import FullFineTuning
 from owlore_bench.train.galore_groups import (
     ProjectionTargetsConfig,
+    ProjType,
     RecordsProjectedMatrices,
     galore_adamw,
     galore_param_groups,
@@ -21,7 +20,7 @@ class GaLoreConfig(ProjectionTargetsConfig):
     rank: int = Field(128, gt=0, description="projection rank r (clamped per matrix to min(m, n), with a warning)")
     update_proj_gap: int = Field(200, gt=0, description="optimizer steps between SVD refreshes of the projector")
     scale: float = Field(0.25, gt=0, description="GaLore scale: projected weights train at lr * scale")
-    proj_type: Literal["std", "reverse_std", "right", "left", "full"] = Field(
+    proj_type: ProjType = Field(
         "std", description="projection side; std: right if rows >= cols (states m x r), else left (r x n)")
 
 

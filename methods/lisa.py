@@ -10,17 +10,18 @@ OwLore). Ablations are configs of this one class, not new classes.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
-from pydantic import Field, create_model
+from pydantic import Field
 
 from owlore_bench import Method, MethodConfig, UserError, register_method
 from owlore_bench.analysis.calibration import windows_for
 from owlore_bench.analysis.outliers import cached_outlier_ratios, read_ratio_file, tokenizer_for
 from owlore_bench.train.galore_groups import (
     ProjectionTargetsConfig,
+    ProjType,
     galore_adamw,
     galore_param_groups,
     projected_info,
@@ -38,44 +39,46 @@ from owlore_bench.train.sampling import (
 
 SamplingMode = Literal["uniform", "outlier", "outlier_reverse", "increase", "decrease"]
 
-# field → (type, pydantic constraints, description); defaults are given per method by layer_sampling_config().
-_FIELDS: dict[str, tuple[Any, dict[str, Any], str]] = {
-    "gamma": (int, {"gt": 0}, "γ: decoder layers trained at a time"),
-    "interval": (int, {"gt": 0}, "K: steps between draws of the active layers (draws at steps 0, K, 2K, ...)"),
-    "sampling": (SamplingMode, {}, "layer probability rule: uniform, outlier (D_l / sum D), outlier_reverse, "
-                                   "increase (p ∝ l+1), decrease (p ∝ L-l)"),
-    "low_rank": (bool, {}, "GaLore updates on the sampled layers' weight matrices (False: plain AdamW)"),
-    "rank": (int, {"gt": 0}, "GaLore rank (clamped per matrix to min(m, n), with a warning)"),
-    "update_proj_gap": (int, {"gt": 0}, "GaLore: optimizer steps of a matrix between SVD refreshes"),
-    "scale": (float, {"gt": 0}, "GaLore scale: projected weights train at lr * scale"),
-    "proj_type": (Literal["std", "reverse_std", "right", "left", "full"], {}, "GaLore projection side"),
-    "keep_state": (bool, {}, "keep the optimizer state of layers that leave the active set (LMFlow's behaviour; "
-                             "memory grows with every layer ever sampled)"),
-    "outlier_threshold": (float, {"gt": 0}, "M: a score counts as an outlier above M x the layer's mean score"),
-    "outlier_ratios_file": (str | None, {}, "precomputed outlier ratios, one number (percent) per layer and line "
-                                            "(a path, data:<rel>, or https://...#sha256=<hex>); null = compute "
-                                            "them from the model with the calibration settings"),
-    "calibration_file": (str | None, {}, "calibration text (.txt, or JSON records/strings); 'c4' = OWL's recipe "
-                                         "(C4 shard 0 from the hub, OWL's get_c4 sampling); null = Python's "
-                                         "reference docs (pydoc_data), offline"),
-    "calibration_samples": (int, {"gt": 0}, "calibration sequences (official: 128 of C4)"),
-    "calibration_length": (int, {"gt": 0}, "tokens per calibration sequence (official: 2048)"),
-    "seed": (int | None, {}, "seed of the layer sampler; null = the run's train.seed"),
-}
-_SHARED_DEFAULTS = dict(low_rank=False, rank=256, update_proj_gap=100, scale=1.0, proj_type="std", keep_state=False,
-                        outlier_threshold=13.0, outlier_ratios_file=None, calibration_file=None,
-                        calibration_samples=32, calibration_length=256, seed=None)
+# Each field's type, limits and description, written once: a method's config re-declares only its default
+# (`gamma: Gamma = 5`); pydantic keeps the Annotated Field's limits and description.
+Gamma = Annotated[int, Field(gt=0, description="γ: decoder layers trained at a time")]
+Interval = Annotated[int, Field(gt=0, description="K: steps between draws of the active layers (draws at steps 0, K, "
+                                                  "2K, ...)")]
+Sampling = Annotated[SamplingMode, Field(description="layer probability rule: uniform, outlier (D_l / sum D), "
+                                                     "outlier_reverse, increase (p ∝ l+1), decrease (p ∝ L-l)")]
+LowRank = Annotated[bool, Field(description="GaLore updates on the sampled layers' weight matrices (False: plain "
+                                            "AdamW)")]
 
 
-def layer_sampling_config(class_name: str, **defaults: Any) -> type[MethodConfig]:
-    """A config class with every layer-sampling field, each documented once (in _FIELDS), with these defaults."""
-    values = {**_SHARED_DEFAULTS, **defaults}
-    fields = {name: (kind, Field(values[name], description=text, **limits))
-              for name, (kind, limits, text) in _FIELDS.items()}
-    return create_model(class_name, __base__=ProjectionTargetsConfig, **fields)  # + target_modules (low_rank)
+class LayerSamplingConfig(ProjectionTargetsConfig):
+    """Every layer-sampling field (LISA's defaults); `target_modules` (from the base) narrows low_rank's matrices."""
+
+    gamma: Gamma = 2
+    interval: Interval = 3
+    sampling: Sampling = "uniform"
+    low_rank: LowRank = False
+    rank: int = Field(256, gt=0, description="GaLore rank (clamped per matrix to min(m, n), with a warning)")
+    update_proj_gap: int = Field(100, gt=0, description="GaLore: optimizer steps of a matrix between SVD refreshes")
+    scale: float = Field(1.0, gt=0, description="GaLore scale: projected weights train at lr * scale")
+    proj_type: ProjType = Field("std", description="GaLore projection side")
+    keep_state: bool = Field(False, description="keep the optimizer state of layers that leave the active set "
+                                                "(LMFlow's behaviour; memory grows with every layer ever sampled)")
+    outlier_threshold: float = Field(13.0, gt=0, description="M: a score counts as an outlier above M x the "
+                                                             "layer's mean score")
+    outlier_ratios_file: str | None = Field(None, description="precomputed outlier ratios, one number (percent) per "
+                                                              "layer and line (a path, data:<rel>, or "
+                                                              "https://...#sha256=<hex>); null = compute them from "
+                                                              "the model with the calibration settings")
+    calibration_file: str | None = Field(None, description="calibration text (.txt, or JSON records/strings); 'c4' "
+                                                           "= OWL's recipe (C4 shard 0 from the hub, OWL's get_c4 "
+                                                           "sampling); null = Python's reference docs "
+                                                           "(pydoc_data), offline")
+    calibration_samples: int = Field(32, gt=0, description="calibration sequences (official: 128 of C4)")
+    calibration_length: int = Field(256, gt=0, description="tokens per calibration sequence (official: 2048)")
+    seed: int | None = Field(None, description="seed of the layer sampler; null = the run's train.seed")
 
 
-LisaConfig = layer_sampling_config("LisaConfig", gamma=2, interval=3, sampling="uniform")
+LisaConfig = LayerSamplingConfig
 
 
 @register_method("lisa")
@@ -85,8 +88,8 @@ class LayerSampling(Method):
     Config = LisaConfig
     reference_package = "torch"  # plain AdamW; OwLore (low_rank) overrides it
 
-    def __init__(self, config: MethodConfig | None = None):
-        super().__init__(config)
+    def __init__(self, config: MethodConfig | None = None, seed: int = 0):
+        super().__init__(config, seed)
         self.layers: torch.nn.ModuleList | None = None
         self.sampler: LayerSampler | None = None
         self.probabilities: np.ndarray | None = None
@@ -144,7 +147,7 @@ class LayerSampling(Method):
         if self.sampler is None:
             if self.layers is None:
                 raise RuntimeError(f"{self.name}: prepare(model) must run before training")
-            seed = self.config.seed if self.config.seed is not None else torch.initial_seed()  # = train.seed
+            seed = self.config.seed if self.config.seed is not None else self.seed  # null: the run's train.seed
             self.sampler = LayerSampler(self.probabilities, self.config.gamma, self.config.interval, seed)
         return self.sampler
 

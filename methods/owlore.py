@@ -8,11 +8,22 @@ same optimizer. `owlore_fullrank` is the paper's "OwLore (full-rank)": outlier s
 from __future__ import annotations
 
 from owlore_bench import register_method
-from owlore_bench.methods.lisa import LayerSampling, layer_sampling_config
+from owlore_bench.methods.lisa import Gamma, Interval, LayerSampling, LayerSamplingConfig, LowRank, Sampling
 
-OwLoreConfig = layer_sampling_config("OwLoreConfig", gamma=5, interval=50, sampling="outlier", low_rank=True)
-OwLoreFullRankConfig = layer_sampling_config("OwLoreFullRankConfig", gamma=5, interval=50, sampling="outlier",
-                                             low_rank=False)
+
+class OwLoreConfig(LayerSamplingConfig):
+    """OwLore's defaults (the official scripts): γ 5, K 50, outlier sampling, GaLore on the sampled layers."""
+
+    gamma: Gamma = 5
+    interval: Interval = 50
+    sampling: Sampling = "outlier"
+    low_rank: LowRank = True
+
+
+class OwLoreFullRankConfig(OwLoreConfig):
+    """The paper's "OwLore (full-rank)": OwLore's sampling with plain AdamW."""
+
+    low_rank: LowRank = False
 
 
 @register_method("owlore")

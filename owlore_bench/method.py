@@ -62,8 +62,11 @@ class Method:
     # loop warns (step_in_backward.check_supported) and runs the same update after backward.
     fused_by_design: ClassVar[str | None] = None
 
-    def __init__(self, config: MethodConfig | None = None):
+    def __init__(self, config: MethodConfig | None = None, seed: int = 0):
+        """`seed`: the run's train.seed, for whatever the method draws itself (layer or block order); passed in, not
+        read from torch's global state."""
         self.config = config if config is not None else self.Config()
+        self.seed = seed
 
     @classmethod
     def packages(cls) -> tuple[str, ...]:

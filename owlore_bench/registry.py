@@ -63,8 +63,9 @@ def get_method_class(name: str) -> type[Method]:
     return known[name]
 
 
-def build_method(name: str, overrides: dict[str, Any] | None = None) -> Method:
-    """Instantiate method `name` with its config validated from `overrides` (one clear line on a bad field)."""
+def build_method(name: str, overrides: dict[str, Any] | None = None, seed: int = 0) -> Method:
+    """Instantiate method `name` with its config validated from `overrides` (one clear line on a bad field) and the
+    run's seed (`train.seed`)."""
     from pydantic import ValidationError
 
     cls = get_method_class(name)
@@ -72,4 +73,4 @@ def build_method(name: str, overrides: dict[str, Any] | None = None) -> Method:
         config = cls.Config(**(overrides or {}))
     except ValidationError as error:
         raise UserError(validation_error_line(error, prefix=name, model=cls.Config)) from None
-    return cls(config)
+    return cls(config, seed=seed)

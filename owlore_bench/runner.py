@@ -23,7 +23,7 @@ from owlore_bench.errors import UserError, one_line
 from owlore_bench.experiment import LOCATION_FIELDS, ExperimentConfig, Unit, plan
 from owlore_bench.results import provenance, read_json, read_jsonl, write_json_atomic
 from owlore_bench.train import distributed
-from owlore_bench.train.loop import is_out_of_memory, write_error_log
+from owlore_bench.train.loop import failure_status, write_error_log
 from owlore_bench.train.run import differing_keys, finish_run, train_run
 
 
@@ -101,7 +101,7 @@ def run_unit(experiment: ExperimentConfig, unit: Unit) -> dict[str, Any]:
     except Exception as error:  # noqa: BLE001 — recorded as data; the sweep goes on
         if distributed.world_size() > 1 and not isinstance(error, (UserError, distributed.RanksDisagree)):
             raise  # this rank alone failed: the others wait in a collective, and only ending the process frees them
-        summary.update(status="oom" if is_out_of_memory(error) else "failed", error=one_line(error))
+        summary.update(status=failure_status(error), error=one_line(error))
         if main:
             summary["error"] += f" (traceback: {write_error_log(unit.folder)})"
         else:
@@ -126,7 +126,7 @@ def _train_and_evaluate(experiment: ExperimentConfig, unit: Unit) -> dict[str, A
         try:
             _evaluate_into(experiment, unit, method.for_eval(model), tokenizer)
         except Exception as error:  # noqa: BLE001 — the training result stays; the row shows why eval is missing
-            summary.update(status="oom" if is_out_of_memory(error) else "failed",
+            summary.update(status=failure_status(error),
                            error=f"evaluation: {one_line(error)} (traceback: {write_error_log(unit.folder)})")
     return summary
 

@@ -35,6 +35,19 @@ def one_torch_thread():
 
 
 @pytest.fixture
+def fresh_registry(monkeypatch):
+    """The method registry as it is now, restored after the test: methods the test registers (or plugins it loads
+    through entry points, read again on first use) are gone for the next one. The one place tests touch the
+    registry's private state."""
+    from owlore_bench import registry
+
+    registry.available_methods()  # built-ins and installed plugins loaded before the snapshot
+    monkeypatch.setattr(registry, "_METHODS", dict(registry._METHODS))
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    return registry
+
+
+@pytest.fixture
 def tiny_data(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.json"
     path.write_text(json.dumps(TINY_RECORDS))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 import pytest
 
@@ -77,3 +78,25 @@ def test_train_help_names_every_data_source_and_the_defaults(capsys):
     assert "--lr LR peak learning rate (default 0.0001)" in text
     assert "--seed SEED seeds torch, data order and layer sampling (default 0)" in text
     assert "--steps STEPS optimizer steps to run (40 when neither steps nor epochs is given" in text
+
+
+def _epilogs(parser: argparse.ArgumentParser, command: str) -> dict[str, str]:
+    found = {command: parser.epilog or ""}
+    for action in parser._actions:  # argparse keeps subcommands here (no public accessor)
+        if isinstance(action, argparse._SubParsersAction):
+            for name, subparser in action.choices.items():
+                found.update(_epilogs(subparser, f"{command} {name}"))
+    return found
+
+
+def test_help_examples_keep_their_continuation_lines():
+    """A lone backslash before a newline in a Python string joins the example's two lines into one."""
+    joined = {command: line for command, epilog in _epilogs(build_parser(), "owlore-bench").items()
+              for line in epilog.splitlines() if re.search(r"\\ {2,}--", line)}
+    assert joined == {}
+
+
+def test_a_count_flag_below_one_is_argparse_s_one_line():
+    with pytest.raises(SystemExit) as exit_code:
+        build_parser().parse_args(["mtbench", "answer", "--model", "m", "--out", "o", "--max-new-tokens", "0"])
+    assert exit_code.value.code == 2

@@ -115,14 +115,14 @@ def test_a_bug_inside_the_loop_is_recorded_with_its_traceback_in_error_log(tmp_p
 
 
 
-def test_a_third_party_method_with_its_own_saved_format_evaluates_from_its_run_folder(tmp_path, tiny_data):
+def test_a_third_party_method_with_its_own_saved_format_evaluates_from_its_run_folder(
+        tmp_path, tiny_data, fresh_registry):
     """eval --run goes through Method.load_trained and Method.for_eval, not a peft-only shortcut."""
     import torch
 
     from owlore_bench import register_method
     from owlore_bench.methods.full_ft import FullFineTuning
     from owlore_bench.models import load_model
-    from owlore_bench.registry import _METHODS
     from owlore_bench.train.run import load_trained
 
     calls = []
@@ -144,16 +144,13 @@ def test_a_third_party_method_with_its_own_saved_format_evaluates_from_its_run_f
             calls.append("for_eval")
             return model
 
-    try:
-        out = tmp_path / "run"
-        assert main([*TRAIN[:2], "state_dict_only", *TRAIN[3:], "--data", str(tiny_data), "--out", str(out)]) == 0
-        assert not (out / "model" / "config.json").exists()
-        model, _ = load_trained(out, dtype="fp32", device="cpu")
-        trained = torch.load(out / "model" / "weights.pt")
-        assert all(torch.equal(value, trained[key]) for key, value in model.state_dict().items())
-        assert calls == ["for_eval"]
-    finally:
-        _METHODS.pop("state_dict_only", None)
+    out = tmp_path / "run"
+    assert main([*TRAIN[:2], "state_dict_only", *TRAIN[3:], "--data", str(tiny_data), "--out", str(out)]) == 0
+    assert not (out / "model" / "config.json").exists()
+    model, _ = load_trained(out, dtype="fp32", device="cpu")
+    trained = torch.load(out / "model" / "weights.pt")
+    assert all(torch.equal(value, trained[key]) for key, value in model.state_dict().items())
+    assert calls == ["for_eval"]
 
 
 def test_a_one_line_error_keeps_its_cause_for_owlore_bench_debug(tmp_path, tiny_data):

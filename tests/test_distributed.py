@@ -12,17 +12,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import ddp_worker
 import pytest
 import torch
 from conftest import REPO_ROOT, TINY_RECORDS
+from helpers import EXACT_ORDER, Tolerance, differences, finish, relative, start
 
 from owlore_bench.cli import main
 
@@ -36,47 +35,10 @@ from owlore_bench.cli import main
 # runs below), >= 100x any of these tolerances.
 
 
-@dataclass(frozen=True)
-class Tolerance:
-    loss: float  # per step, relative
-    gradient: float  # each parameter's averaged gradient at each step: |g - g_ref| / |g_ref|
-    update: float | None  # each parameter's change over the run: |w - w_ref| / |w_ref - w_0|
-    weights: float  # the whole model's final weights: |w - w_ref| / |w_ref|
-
-
-EXACT_ORDER = Tolerance(loss=1e-6, gradient=1e-4, update=1e-4, weights=1e-6)
 SUBSPACE = Tolerance(loss=1e-4, gradient=1e-2, update=None, weights=1e-3)
 TOLERANCES = {"full_ft": EXACT_ORDER, "lora": EXACT_ORDER, "lisa": EXACT_ORDER, "galore": SUBSPACE,
               "owlore": SUBSPACE}
 CLI_STEPS = 6
-
-
-def relative(a: torch.Tensor, b: torch.Tensor, scale: torch.Tensor | None = None) -> float:
-    return float((a - b).norm() / max(float((b if scale is None else scale).norm()), 1e-30))
-
-
-def differences(run: dict, reference: dict, tol: Tolerance) -> list[str]:
-    """Every way `run` (2 ranks) is further from `reference` (1 rank) than `tol` allows; [] when equivalent."""
-    problems = [f"status {run['status']}: {run['error']}"] if run["status"] != "ok" else []
-    for step, (loss, expected) in enumerate(zip(run["losses"], reference["losses"])):
-        if abs(loss - expected) > tol.loss * abs(expected):
-            problems.append(f"step {step}: loss {loss} vs {expected}")
-    for step, (grads, expected) in enumerate(zip(run["grads"], reference["grads"])):
-        if set(grads) != set(expected):
-            problems.append(f"step {step}: gradients of {sorted(set(grads) ^ set(expected))} on one side only")
-            continue
-        worst = max(expected, key=lambda name: relative(grads[name], expected[name]))
-        if relative(grads[worst], expected[worst]) > tol.gradient:
-            problems.append(f"step {step}: gradient of {worst} off by {relative(grads[worst], expected[worst]):.1e}")
-    final, ref, start = run["weights"], reference["weights"], reference["initial"]
-    flat = [torch.cat([w[name].flatten() for name in sorted(ref)]) for w in (final, ref)]
-    if relative(*flat) > tol.weights:
-        problems.append(f"final weights off by {relative(*flat):.1e}")
-    for name in ref if tol.update is not None else []:
-        moved = ref[name] - start[name]
-        if moved.norm() > 0 and relative(final[name], ref[name], moved) > tol.update:
-            problems.append(f"update of {name} off by {relative(final[name], ref[name], moved):.1e}")
-    return problems
 
 
 def cli_train_args(data: Path, out: Path) -> list[str]:
@@ -85,16 +47,6 @@ def cli_train_args(data: Path, out: Path) -> list[str]:
             "--steps", str(CLI_STEPS), "--batch-size", "2", "--max-length", "32", "--device", "cpu",
             "--set", "train.progress=false", "--set", "train.checkpoint_every=2", "--set", "method.interval=2",
             "--out", str(out)]
-
-
-def start(command: list[str]) -> subprocess.Popen:
-    return subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
-
-
-def finish(process: subprocess.Popen, timeout: float = 400) -> subprocess.CompletedProcess:
-    stdout, stderr = process.communicate(timeout=timeout)
-    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 @pytest.fixture(scope="module")

@@ -430,3 +430,36 @@ def test_results_tables_fit_a_laptop_screen(built_site):
     assert quickstart["overflow"] <= 1 and quickstart["row_lines"] == 1, quickstart
     for table in measure_tables(built_site / "methods.html", 1280):
         assert table["split_names"] == [], table
+
+
+def _numbers(value) -> set[float]:
+    """Every number in a config default (tuples and lists flattened)."""
+    if isinstance(value, bool) or value is None:
+        return set()
+    if isinstance(value, (int, float)):
+        return {float(value)}
+    if isinstance(value, (list, tuple)):
+        return set().union(*map(_numbers, value)) if value else set()
+    return set()
+
+
+def test_the_methods_table_lists_the_registry_and_its_defaults():
+    """docs/methods.md's first table is written by hand: every registered method has a row and no other row does,
+    and every number its defaults column states is one of that method's config defaults (source notes in
+    parentheses, such as "(the apollo-torch README)", are left out)."""
+    from owlore_bench.registry import available_methods
+
+    text = (DOCS / "methods.md").read_text()
+    table = text.split("\n\n")[2].splitlines()[2:]
+    rows = {re.match(r"\| `([^`]+)` \|", line).group(1): line.rsplit("|", 2)[1] for line in table}
+    methods = available_methods()
+    assert sorted(rows) == sorted(methods)
+    wrong = {}
+    for name, cell in rows.items():
+        stated = re.sub(r"\([^()]*[a-zA-Z][^()]*\)", "", cell.split("as `galore`:")[-1])  # drop source notes
+        stated = re.sub(r"`[^`]*`", "", stated)
+        numbers = {float(n) for n in re.findall(r"(?<![\w.])-?\d+(?:\.\d+)?(?:e-?\d+)?", stated)}
+        defaults = set().union(*(_numbers(v) for v in methods[name].Config().model_dump().values()), set())
+        if numbers - defaults:
+            wrong[name] = sorted(numbers - defaults)
+    assert wrong == {}

@@ -17,14 +17,14 @@ import os
 import signal
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import fsdp_worker
 import pytest
 import torch
 from conftest import REPO_ROOT, TINY_RECORDS
-from test_distributed import finish, start
+from helpers import finish, start, state_outside_active_layers
+from helpers import fp64_differences as differences
 
 from owlore_bench.cli import main
 from owlore_bench.memory.estimate import estimate_memory, relative_error
@@ -33,48 +33,6 @@ DEFAULT_RUNS = ["full_ft", "lora", "galore", "lisa", "owlore"]
 PLANTED = ["galore_local_projector", "lisa_rank1_keeps_state"]
 CLI_STEPS = 4
 MEMORY_RUNS = [(method, False) for method in fsdp_worker.MEMORY_METHODS] + [("full_ft", True)]
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    loss: float = 1e-12  # each step's loss, relative
-    weights: float = 1e-12  # the whole model's final weights: |w - w_ref| / |w_ref|
-    update: float = 1e-10  # each parameter's change over the run: |w - w_ref| / |w_ref - w_0|
-
-
-FP64 = Tolerance()
-
-
-def relative(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).norm() / max(float(b.norm()), 1e-300))
-
-
-def differences(run: dict, reference: dict, tol: Tolerance = FP64) -> list[str]:
-    """Every way a sharded run is further from the 1-process reference than `tol` allows; [] when equivalent."""
-    problems = [f"status {run['status']}: {run['error']}"] if run["status"] != "ok" else []
-    if len(run["losses"] or []) != len(reference["losses"]):
-        problems.append(f"{len(run['losses'] or [])} steps logged, the reference {len(reference['losses'])}")
-    for step, (loss, expected) in enumerate(zip(run["losses"] or [], reference["losses"])):
-        if abs(loss - expected) > tol.loss * abs(expected):
-            problems.append(f"step {step}: loss {loss} vs {expected}")
-    final, ref, start_ = run["weights"], reference["weights"], reference["initial"]
-    if set(final) != set(ref):
-        return [*problems, f"parameters differ: {sorted(set(final) ^ set(ref))}"]
-    flat = [torch.cat([w[name].flatten() for name in sorted(ref)]) for w in (final, ref)]
-    if relative(*flat) > tol.weights:
-        problems.append(f"final weights off by {relative(*flat):.1e}")
-    for name in ref:
-        moved = ref[name] - start_[name]
-        if moved.norm() > 0 and float((final[name] - ref[name]).norm() / moved.norm()) > tol.update:
-            problems.append(f"update of {name} off by {float((final[name] - ref[name]).norm() / moved.norm()):.1e}")
-    return problems
-
-
-def state_outside_active_layers(run: dict) -> list[str]:
-    """(rank, step, layers) wherever a rank's shards hold optimizer state of a layer that is not active."""
-    return [f"rank {rank} step {record['step']}: state of {sorted(outside)}"
-            for rank, records in enumerate(run["records_by_rank"]) for record in records
-            if (outside := set(record["layers_with_state"]) - set(record["active_layers"]))]
 
 
 def cli_args(data: Path, out: Path, rows: int) -> list[str]:

@@ -8,7 +8,7 @@ import os
 import stat
 
 import pytest
-from test_launch import experiment
+from helpers import tiny_sweep_yaml as experiment
 
 from owlore_bench.cli import main
 from owlore_bench.experiment import load_experiment, plan

@@ -23,8 +23,9 @@ import fsdp_worker
 import pytest
 import torch
 from conftest import REPO_ROOT
-from test_distributed import finish, start
-from test_fsdp import FP64, Tolerance, differences, state_outside_active_layers
+from helpers import FP64, finish, start, state_outside_active_layers
+from helpers import Fp64Tolerance as Tolerance
+from helpers import fp64_differences as differences
 
 from owlore_bench.cli import main
 from owlore_bench.config import TrainConfig

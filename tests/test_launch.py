@@ -6,38 +6,15 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-import yaml
 from conftest import TINY_RECORDS, run_cli
+from helpers import tiny_sweep_yaml as experiment
 
 from owlore_bench.cli import main
 from owlore_bench.experiment import load_experiment, plan
 from owlore_bench.launch.records import job_state, read_job_record, submitted_units, write_job_record
 from owlore_bench.reporting.tables import build_table
-
-TASK = "arc_easy_choices"
-
-
-def experiment(folder: Path, data: Path, out: str, **changes) -> Path:
-    """A 2-method x 2-seed tiny-llama sweep, scored on 4 ARC-Easy questions."""
-    config = {
-        "name": "tiny_jobs",
-        "model": "tiny-llama",
-        "data": {"path": str(data), "template": "plain"},
-        "train": {"steps": 4, "batch_size": 2, "max_length": 32, "lr": 3e-3, "checkpoint_every": 2,
-                  "progress": False, "device": "cpu"},
-        "methods": [{"name": "full_ft"}, {"name": "lora", "config": {"r": 4}}],
-        "seeds": [0, 1],
-        "eval": {"tasks": [TASK], "limit": 4, "batch_size": 4},
-        "evaluate_base": False,
-        "out": str(folder / out),
-        **changes,
-    }
-    path = folder / f"{out}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 def deterministic_columns(table):

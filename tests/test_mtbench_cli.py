@@ -7,7 +7,7 @@ import socket
 
 import pytest
 from conftest import run_cli
-from test_mtbench_judges import FakeOpenAI
+from helpers import FakeOpenAI
 
 from owlore_bench.cli import build_parser, main
 from owlore_bench.mtbench import generate

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -17,74 +15,7 @@ from owlore_bench.mtbench.judging import judge_answers
 from owlore_bench.mtbench.questions import Reference
 
 pytest.importorskip("openai")
-
-
-class FakeOpenAI:
-    """A loopback /v1/chat/completions server. `script` holds what the next requests get, in order: an HTTP
-    status (int), ('sleep', seconds) or a reply text; once it is used up, every request gets `default`
-    (a text, or a function of the request body returning a text). It records every request body."""
-
-    def __init__(self, script=(), default="Rating: [[5]]", hold_s: float = 0.0):
-        self.script, self.default, self.hold_s = list(script), default, hold_s
-        self.requests, self.in_flight, self.max_in_flight = [], 0, 0
-        self.lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep the test output quiet
-                pass
-
-            def do_POST(self):
-                server.handle(self)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def handle(self, request: BaseHTTPRequestHandler) -> None:
-        body = json.loads(request.rfile.read(int(request.headers["Content-Length"])))
-        with self.lock:
-            self.requests.append({"path": request.path, **body})
-            step = self.script.pop(0) if self.script else None
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            time.sleep(self.hold_s)
-            if isinstance(step, tuple):
-                time.sleep(step[1])
-                step = None
-            if isinstance(step, int):
-                return self._send(request, step, {"error": {"message": f"scripted {step}", "type": "server_error"}})
-            text = step if step is not None else (self.default(body) if callable(self.default) else self.default)
-            self._send(request, 200, {"id": "c1", "object": "chat.completion", "created": 0, "model": body["model"],
-                                      "choices": [{"index": 0, "finish_reason": "stop",
-                                                   "message": {"role": "assistant", "content": text}}],
-                                      "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
-        finally:
-            with self.lock:
-                self.in_flight -= 1
-
-    @staticmethod
-    def _send(request, status: int, payload: dict) -> None:
-        data = json.dumps(payload).encode()
-        try:
-            request.send_response(status)
-            request.send_header("Content-Type", "application/json")
-            request.send_header("Content-Length", str(len(data)))
-            request.end_headers()
-            request.wfile.write(data)
-        except OSError:  # the client gave up (timeout test)
-            pass
-
-    def spec(self, **options) -> str:
-        query = "&".join(f"{key}={value}" for key, value in {"base_url": self.url, "api_key_env": "none",
-                                                              **options}.items())
-        return f"openai:test-judge?{query}"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+from helpers import FakeOpenAI  # noqa: E402
 
 
 @pytest.fixture

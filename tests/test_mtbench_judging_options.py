@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_mtbench_judges import FakeOpenAI
+from helpers import FakeOpenAI
 
 from owlore_bench.cli import main
 from owlore_bench.errors import UserError
@@ -70,10 +70,12 @@ def test_repeats_report_the_median_per_turn_and_the_judges_spread(mt_data, tmp_p
 
 
 def test_judge_repeats_zero_is_one_line(mt_data, tmp_path, capsys):
-    assert main(["mtbench", "judge", "--answers", str(mt_data), "--judge", "hf:tiny-llama", "--out",
-                 str(tmp_path / "o"), "--judge-repeats", "0"]) == 2
+    with pytest.raises(SystemExit) as exit_code:  # argparse's own one-line error (type=positive_int)
+        main(["mtbench", "judge", "--answers", str(mt_data), "--judge", "hf:tiny-llama", "--out",
+              str(tmp_path / "o"), "--judge-repeats", "0"])
+    assert exit_code.value.code == 2
     err = capsys.readouterr().err.strip()
-    assert "--judge-repeats: must be >= 1 (got 0)" in err and "\n" not in err
+    assert "--judge-repeats/--judge_repeats: must be >= 1 (got 0)" in err and "\n" not in err
 
 
 def test_another_reference_is_another_judge_and_its_own_file(mt_data, tmp_path):

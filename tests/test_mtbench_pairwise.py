@@ -16,12 +16,10 @@ import yaml
 from conftest import TINY_RECORDS
 
 from owlore_bench.cli import main
-from owlore_bench.commands.mtbench import MODES as CLI_MODES
 from owlore_bench.errors import UserError
 from owlore_bench.mtbench import pipeline
 from owlore_bench.mtbench.judges.base import Judge
 from owlore_bench.mtbench.pairwise import (
-    MODES,
     judge_pairs,
     make_matches,
     pair_identity,
@@ -179,7 +177,6 @@ def test_matches_are_fastchats_and_seeds_play_their_own_seed():
     assert make_matches(runner, "pairwise-baseline", "full_ft") == [
         ("x/base/seed-0", "x/full_ft/seed-0"), ("x/base/seed-0", "x/full_ft/seed-1"),
         ("x/lora/seed-0", "x/full_ft/seed-0"), ("x/lora/seed-1", "x/full_ft/seed-1")]
-    assert CLI_MODES == MODES
 
 
 @pytest.fixture
@@ -265,7 +262,7 @@ def test_single_mode_takes_one_file(data, tmp_path, capsys):
 
 
 def test_the_cli_dry_run_counts_and_a_rerun_sends_nothing(data, tmp_path, capsys):
-    from test_mtbench_judges import FakeOpenAI
+    from helpers import FakeOpenAI
 
     pytest.importorskip("openai")
     questions = select_questions(load_questions(), 3)

@@ -19,7 +19,7 @@ import ddp_worker
 import pytest
 import torch
 from conftest import REPO_ROOT
-from test_distributed import EXACT_ORDER, Tolerance, differences, finish, start
+from helpers import EXACT_ORDER, Tolerance, differences, finish, start
 
 # What 2 ranks x 2 rows may differ by from 1 rank x 4 rows (relative; measured on this 2-core CPU). Adam-mini:
 # within test_distributed.py's EXACT_ORDER. BAdam: gradients within 1.4e-6 and every matrix's update within 3e-6,

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from owlore_bench.errors import UserError
+
+
+def positive_int(text: str) -> int:
+    """argparse `type=` of a count flag: an int >= 1, else argparse's one-line error naming the flag."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1 (got {text!r})") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1 (got {value})")
+    return value
 
 
 def output_folder(value: str | Path, flag: str = "--out") -> Path:

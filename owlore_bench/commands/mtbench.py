@@ -8,12 +8,10 @@ import sys
 import time
 from pathlib import Path
 
-from owlore_bench.commands import output_folder
+from owlore_bench.commands import output_folder, positive_int
 from owlore_bench.commands.mtbench_show import run_show
 from owlore_bench.errors import UserError
-
-# FastChat's gen_judgment.py --mode; a copy of mtbench.pairwise.MODES (importing it here would load torch for --help)
-MODES = ("single", "pairwise-baseline", "pairwise-all")
+from owlore_bench.mtbench.modes import MODES as JUDGE_MODES
 
 EXAMPLES = """examples:
   owlore-bench mtbench answer --model smollm2-135m --out runs/mtbench/base --limit 16 --max-new-tokens 256
@@ -25,7 +23,7 @@ ANSWER_EXAMPLES = """examples:
   owlore-bench mtbench answer --model smollm2-135m --out runs/mtbench/base            # all 80 questions
   owlore-bench mtbench answer --run runs/quickstart/lora/seed-0 --out runs/mtbench/lora --limit 16 \\
       --max-new-tokens 256 --batch-size 8      # a trained run: prompted in the template it was trained with
-  owlore-bench mtbench answer --model smollm2-135m --out runs/mtbench/fc --answer-template fastchat \
+  owlore-bench mtbench answer --model smollm2-135m --out runs/mtbench/fc --answer-template fastchat \\
       --question-begin 0 --question-end 10     # FastChat's one_shot prompt and stops, questions[0:10]
 
 Writes <out>/answers.jsonl (FastChat's model-answer format; FastChat reads it as model_answer/<model-id>.jsonl)
@@ -34,9 +32,9 @@ and <out>/answers.meta.json. A rerun skips the questions already answered.
 JUDGE_EXAMPLES = """examples:
   owlore-bench mtbench judge --answers runs/mtbench/base/answers.jsonl --judge hf:smollm2-135m --out runs/mtbench/base
   OPENAI_API_KEY=... owlore-bench mtbench judge --answers answers.jsonl --judge openai:gpt-4 --out runs/mtbench/base
-  owlore-bench mtbench judge --answers answers.jsonl --judge openai:gpt-4o --out runs/mtbench/base --dry-run \
+  owlore-bench mtbench judge --answers answers.jsonl --judge openai:gpt-4o --out runs/mtbench/base --dry-run \\
       --price-in 2.5 --price-out 10            # requests, prompt tokens and cost, nothing sent
-  owlore-bench mtbench judge --answers answers.jsonl --judge openai:gpt-4o --out runs/mtbench/base \
+  owlore-bench mtbench judge --answers answers.jsonl --judge openai:gpt-4o --out runs/mtbench/base \\
       --judge-repeats 5 --reference my_refs.jsonl   # median of 5 per turn, the judge's sd in the table
   owlore-bench mtbench judge --answers answers.jsonl --out runs/mtbench/base \\
       --judge 'openai:Qwen/Qwen2.5-7B-Instruct?base_url=http://127.0.0.1:8000/v1&api_key_env=none'   # vllm serve
@@ -55,7 +53,7 @@ A rerun judges only what is missing; another judge writes its own files.
 """
 EXPORT_EXAMPLES = """examples:
   owlore-bench mtbench export runs/quickstart --fastchat FastChat/fastchat/llm_judge     # every unit's answers
-  owlore-bench mtbench export runs/mtbench/base --fastchat /tmp/fc && cd /tmp/fc && \
+  owlore-bench mtbench export runs/mtbench/base --fastchat /tmp/fc && cd /tmp/fc && \\
       python -m fastchat.llm_judge.show_result --bench-name mt_bench --judge-model smollm2-135m
 
 Writes OUT/data/mt_bench/model_answer/<id>.jsonl ('/' in ids → '-'), model_judgment/<judge>_single.jsonl,
@@ -106,14 +104,14 @@ def _add_answer(actions, raw) -> None:
     answer.add_argument("--prompt-format", "--prompt_format", dest="prompt_format", default="auto",
                         choices=["auto", "chat", "alpaca", "plain"],
                         help="force a format (auto, the default: what --answer-template says)")
-    answer.add_argument("--limit", type=int, help="answer N questions, round-robin over the categories")
+    answer.add_argument("--limit", type=positive_int, help="answer N questions, round-robin over the categories")
     answer.add_argument("--question-begin", "--question_begin", dest="question_begin", type=int,
                         help="first question index (as FastChat's questions[begin:end])")
     answer.add_argument("--question-end", "--question_end", dest="question_end", type=int,
                         help="end question index, exclusive")
-    answer.add_argument("--max-new-tokens", "--max_new_tokens", dest="max_new_tokens", type=int, default=1024,
+    answer.add_argument("--max-new-tokens", "--max_new_tokens", dest="max_new_tokens", type=positive_int, default=1024,
                         help="tokens per answer turn (default 1024, FastChat's)")
-    answer.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=8,
+    answer.add_argument("--batch-size", "--batch_size", dest="batch_size", type=positive_int, default=8,
                         help="questions decoded together (default 8)")
     answer.add_argument("--seed", type=int, default=0, help="seeds sampled answers per question and turn (default 0)")
     answer.add_argument("--dtype", choices=["auto", "bf16", "fp16", "fp32"], default="auto",
@@ -133,7 +131,7 @@ def _add_judge(actions, raw) -> None:
     judge.add_argument("--answers", required=True, nargs="+",
                        help="a FastChat model-answer JSONL (ours or FastChat's); pairwise modes: several, or folders "
                             "holding answers.jsonl files (an experiment, `mtbench answer --out` folders)")
-    judge.add_argument("--mode", choices=MODES, default="single",
+    judge.add_argument("--mode", choices=JUDGE_MODES, default="single",
                        help="single (default: grade every turn 1-10), pairwise-baseline (every model against "
                             "--baseline), pairwise-all (every two models); FastChat's gen_judgment.py modes")
     judge.add_argument("--baseline", default="full_ft",
@@ -141,11 +139,12 @@ def _add_judge(actions, raw) -> None:
                             "(default full_ft)")
     judge.add_argument("--judge", required=True, help="judge spec, e.g. hf:smollm2-135m or openai:gpt-4")
     judge.add_argument("--out", required=True, help="output folder (judgments/, scores-<judge>.json)")
-    judge.add_argument("--judge-max-tokens", "--judge_max_tokens", dest="judge_max_tokens", type=int, default=2048,
+    judge.add_argument("--judge-max-tokens", "--judge_max_tokens", dest="judge_max_tokens", type=positive_int,
+                       default=2048,
                        help="tokens per judge reply (default 2048, FastChat's)")
     judge.add_argument("--reference", default="gpt-4", help="reference answers: a FILE or a NAME in the data's "
                                                             "mt_bench/ (default gpt-4)")
-    judge.add_argument("--judge-repeats", "--judge_repeats", dest="judge_repeats", type=int, default=1,
+    judge.add_argument("--judge-repeats", "--judge_repeats", dest="judge_repeats", type=positive_int, default=1,
                        help="single mode: judge each turn N times; median per turn, the judge's sd in the table "
                             "(default 1)")
     judge.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true",
@@ -161,12 +160,6 @@ def _add_show(actions, raw) -> None:
                               epilog=SHOW_EXAMPLES, formatter_class=raw)
     show.add_argument("path", help="an output folder (its judgments/*.jsonl) or one judgments JSONL file")
     show.set_defaults(run=run_show)
-
-
-def _at_least_one(**values: int | None) -> None:
-    for name, value in values.items():
-        if value is not None and value < 1:
-            raise UserError(f"--{name.replace('_', '-')}: must be >= 1 (got {value})")
 
 
 def default_model_id(model: str, run_dir: str | None) -> str:
@@ -186,7 +179,6 @@ def run_answer(args) -> int:
     from owlore_bench.results import read_json
     from owlore_bench.train.run import load_trained
 
-    _at_least_one(limit=args.limit, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
     for name in ("question_begin", "question_end"):
         if getattr(args, name) is not None and getattr(args, name) < 0:
             raise UserError(f"--{name.replace('_', '-')}: must be >= 0 (got {getattr(args, name)})")
@@ -206,8 +198,8 @@ def run_answer(args) -> int:
     else:
         model, tokenizer = load_model(args.model, dtype=args.dtype, device=args.device)
     model_id = args.model_id or default_model_id(args.model, args.run_dir)
-    prompt_format = args.prompt_format if args.prompt_format != "auto" else \
-        resolve_answer_template(args.answer_template, tokenizer, model_id=model_id, run_dir=args.run_dir)
+    prompt_format = (args.prompt_format if args.prompt_format != "auto" else
+                     resolve_answer_template(args.answer_template, tokenizer, model_id=model_id, run_dir=args.run_dir))
     started = time.perf_counter()
     out_file = generate_answers(model, tokenizer, questions, out / "answers.jsonl", model_id=model_id,
                                 prompt_format=prompt_format, max_new_tokens=args.max_new_tokens,
@@ -227,9 +219,6 @@ def run_judge(args) -> int:
     from owlore_bench.mtbench.questions import check_references, load_answers, load_questions, load_reference
     from owlore_bench.mtbench.scores import format_scores
 
-    _at_least_one(judge_max_tokens=args.judge_max_tokens)
-    if args.judge_repeats < 1:
-        raise UserError(f"--judge-repeats: must be >= 1 (got {args.judge_repeats}); 1 judges each turn once")
     if args.mode != "single":
         from owlore_bench.commands.mtbench_pairwise import run_judge_pairwise
 

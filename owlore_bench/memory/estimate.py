@@ -36,6 +36,7 @@ from owlore_bench.memory.measured import SyntheticBatches, measured_ledger, rela
 from owlore_bench.memory.sharded import Sharding, fake_process_group
 from owlore_bench.paths import PACKAGE_DIR
 from owlore_bench.registry import build_method
+from owlore_bench.train.loop import seed_everything
 from owlore_bench.train.optimizer_bits import with_state_bits
 from owlore_bench.train.step_in_backward import StepInBackward, check_supported
 
@@ -162,11 +163,11 @@ def with_equal_outlier_ratios(method_name: str, method_config: dict[str, Any], n
 
 def _prepare(method_name: str, method_config: dict[str, Any], model: torch.nn.Module, grad_checkpointing: bool,
              seed: int):
-    """method.prepare + checkpointing + optimizer, in the order training.train_run and loop.train use."""
+    """method.prepare + checkpointing + optimizer, in the order train.run.train_run and loop.train use."""
     with tempfile.TemporaryDirectory(prefix="owlore-estimate-") as folder:
         config = with_equal_outlier_ratios(method_name, method_config, model.config.num_hidden_layers, Path(folder))
-        method = build_method(method_name, config)
-        torch.manual_seed(seed)  # as training.train_run: adapter initialisation draws random numbers
+        method = build_method(method_name, config, seed=seed)
+        seed_everything(seed)  # as train.run.train_run: adapter initialisation draws random numbers
         model = method.prepare(model)
     if grad_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -222,8 +223,8 @@ def _fake_step(config, method_name: str, method_config: dict[str, Any], batch_si
         model = sharding.shard(model) if sharding else model
         optimizer = method.build_optimizer(model, lr=1e-4, weight_decay=0.0)
     optimizer = with_state_bits(optimizer, state_bits, method_name)  # outside: bnb fills its quantile maps from data
-    # Outside the fake mode, as in the loop: a sampler's torch random draws must be real numbers, seeded alike.
-    torch.manual_seed(seed)
+    # Outside the fake mode, as in the loop: any torch random draw of a method's step hook is a real number.
+    seed_everything(seed)
     method.on_step_start(0, model, optimizer)
     with fake_mode:
         ledger = MemoryLedger(model, optimizer, enabled=True, offload_activations="assumed" if offload else False)
@@ -279,7 +280,7 @@ def measure_memory(architecture: Any, method_name: str, method_config: dict[str,
                       schedule="constant", update_in_backward=update_in_backward,
                       optimizer_state_bits=optimizer_state_bits, offload_activations=offload_activations,
                       grad_clip=0.0 if update_in_backward else 1.0)
-    torch.manual_seed(seed)
+    seed_everything(seed)
     model = _build_model(config, DTYPES[load_dtype(cfg, target)], target)  # fsdp on CUDA: fp32 master weights
     method, model = _prepare(method_name, method_config or {}, model, grad_checkpointing=False, seed=seed)
     own_group = parallel == "fsdp" and not distributed.is_distributed()  # one process: shard_model starts a group

@@ -5,11 +5,17 @@ judges/: the Judge seam and its backends (openai:, hf:) · judging.py: judgments
 pipeline.py: all of it for one model, cached and resumable · radar.py: the per-category radar plot.
 """
 
-from owlore_bench.mtbench.generate import generate_answers, resolve_prompt_format
-from owlore_bench.mtbench.judges import Judge, judge_slug, make_judge
-from owlore_bench.mtbench.pipeline import MTBenchConfig, judge_answer_file, run_mtbench
-from owlore_bench.mtbench.radar import plot_category_radar
-from owlore_bench.mtbench.scores import aggregate, parse_rating
+from importlib import import_module
 
-__all__ = ["Judge", "MTBenchConfig", "aggregate", "generate_answers", "judge_answer_file", "judge_slug",
-           "make_judge", "parse_rating", "plot_category_radar", "resolve_prompt_format", "run_mtbench"]
+_PUBLIC = {"generate_answers": "generate", "resolve_prompt_format": "generate", "Judge": "judges",
+           "judge_slug": "judges", "make_judge": "judges", "MTBenchConfig": "pipeline", "judge_answer_file": "pipeline",
+           "run_mtbench": "pipeline", "plot_category_radar": "radar", "aggregate": "scores", "parse_rating": "scores"}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str):
+    """PEP 562: the public names load their module (and torch) on first use, so `owlore_bench.mtbench.modes` and
+    `--help` stay light."""
+    if name in _PUBLIC:
+        return getattr(import_module(f"owlore_bench.mtbench.{_PUBLIC[name]}"), name)
+    raise AttributeError(f"module 'owlore_bench.mtbench' has no attribute {name!r}")

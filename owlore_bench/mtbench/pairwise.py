@@ -42,7 +42,6 @@ from owlore_bench.mtbench.questions import (
     load_questions,
 )
 
-MODES = ("single", "pairwise-baseline", "pairwise-all")
 PAIR_PROMPTS = ("pair-v2", "pair-math-v1", "pair-v2-multi-turn", "pair-math-v1-multi-turn")
 PAIR_FOLDER = "mt_bench_pairwise"
 TIE_DELTA = 0.1  # FastChat's: two ratings closer than this are a tie

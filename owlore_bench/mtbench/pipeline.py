@@ -23,7 +23,8 @@ from owlore_bench.errors import UserError
 from owlore_bench.mtbench.generate import generate_answers, meta_path
 from owlore_bench.mtbench.judges import DEFAULT_MAX_TOKENS, Judge, judge_slug, make_judge, parse_spec
 from owlore_bench.mtbench.judging import judge_answers, judge_file_slug, judge_identity, judgments_path
-from owlore_bench.mtbench.pairwise import MODES, judge_pairs
+from owlore_bench.mtbench.modes import MODES
+from owlore_bench.mtbench.pairwise import judge_pairs
 from owlore_bench.mtbench.questions import (
     DEFAULT_REFERENCE,
     Reference,

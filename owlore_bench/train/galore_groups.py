@@ -18,7 +18,7 @@ then gets full-rank updates), with one warning for all such matrices. Matrices a
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 from pydantic import Field, model_serializer
@@ -27,7 +27,8 @@ from owlore_bench.errors import UserError
 from owlore_bench.method import MethodConfig
 from owlore_bench.train.layers import decoder_layer_parameters, name_patterns
 
-PROJ_TYPES = ("std", "reverse_std", "right", "left", "full")
+ProjType = Literal["std", "reverse_std", "right", "left", "full"]  # galore-torch's projector sides
+PROJ_TYPES = get_args(ProjType)
 _MIRRORED_SIDE = {"left": "right", "right": "left"}
 
 

@@ -61,10 +61,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def is_out_of_memory(error: BaseException) -> bool:
-    return isinstance(error, torch.cuda.OutOfMemoryError) or (
+def failure_status(error: BaseException) -> str:
+    """A failed run's summary status: 'oom' when `error` ran out of memory (CUDA, or host RAM), else 'failed'."""
+    out_of_memory = isinstance(error, torch.cuda.OutOfMemoryError) or (
         isinstance(error, RuntimeError) and ("out of memory" in str(error) or "can't allocate memory" in str(error))
     )
+    return "oom" if out_of_memory else "failed"
 
 
 def trainable_parameter_count(model: torch.nn.Module) -> int:
@@ -146,7 +148,7 @@ def train(model: torch.nn.Module, method: Method, data: TrainingData, cfg: Train
     except Exception as caught:  # noqa: BLE001 — an OOM is data in a memory benchmark; anything else is 'failed'
         if distributed.world_size() > 1 and not isinstance(caught, distributed.RanksDisagree):
             raise  # the other ranks wait in a collective: only ending this process (torchrun stops them) frees them
-        status = "oom" if is_out_of_memory(caught) else "failed"
+        status = failure_status(caught)
         error = f"{one_line(caught)} (traceback: {write_error_log(out_dir)})"
         run.optimizer.zero_grad(set_to_none=True)
     finally:
@@ -240,7 +242,7 @@ def _summary(model: torch.nn.Module, run: _Run, status: str, error: str | None) 
 
 def _failed_set_up(model: torch.nn.Module, error: BaseException, out_dir: Path) -> dict[str, Any]:
     """The summary of a run whose set-up (optimizer, checkpoint, logs) raised: no step taken, traceback in error.log."""
-    return {"status": "oom" if is_out_of_memory(error) else "failed",
+    return {"status": failure_status(error),
             "error": f"{one_line(error)} (traceback: {write_error_log(out_dir)})", "steps": 0, "final_loss": None,
             "trainable_params": trainable_parameter_count(model), "tokens_per_s": None, "wall_s": 0.0}
 

@@ -56,7 +56,7 @@ def check_run(cfg: RunConfig, world_size: int) -> Any:
     """The run's method, after everything about the method and the loop settings on `world_size` processes that
     can fail in one line before the data and model load (the trackers, 8-bit states). `--nproc N` calls it, and
     reads and tokenizes the data, before torchrun starts: bad input is one line, not one per rank."""
-    method = build_method(cfg.method, cfg.method_config)
+    method = build_method(cfg.method, cfg.method_config, seed=cfg.train.seed)
     check_supported(method, cfg.train, world_size)  # before anything is written or loaded
     check_available(cfg.train.report_to)  # a missing tracker package fails before the model loads
     check_state_bits(cfg.train.optimizer_state_bits, resolve_device(cfg.train.device))  # 8-bit: bnb runs here
