@@ -219,7 +219,14 @@ def test_the_delta_table_shows_the_paired_differences(tmp_path: Path):
     table = table_from_results(load_results([tmp_path / "exp"]), "acc", n_boot=200)
     page = Page(tables_section(table))
     (_, numbers), (_, deltas) = page.tables  # the numbers table, then the delta table
-    assert dict(zip(numbers[0], numbers[2]))["bb_navigate"].startswith("54.0 [44.3, 63.4]")  # lisa: its Wilson CI
+    from statsmodels.stats.proportion import proportion_confint  # an independent Wilson interval
+
+    task, value = next(iter(accuracy["lisa"].items()))
+    n = next(row["n"] for row in json.loads((tmp_path / "exp" / "lisa" / "seed-0" / "eval.json").read_text())["rows"]
+             if row["task"] == task and row["metric"] == "acc")
+    low, high = (100 * bound for bound in proportion_confint(round(n * value / 100), n, method="wilson"))
+    cell = dict(zip(numbers[0], numbers[2]))[task]  # lisa's row: its accuracy and Wilson 95 % interval
+    assert cell.startswith((f"{value:.1f} [{low:.1f}, {high:.1f}]", f"{value:.1f} ±{(high - low) / 2:.1f}")), cell
     line = dict(zip(deltas[0], next(row for row in deltas[1:] if row[0] == "lisa")))
     for task, value in accuracy["lisa"].items():
         assert line[task].split()[0] == f"{value - accuracy['full_ft'][task]:+.1f}", task
