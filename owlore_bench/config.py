@@ -174,6 +174,20 @@ def parse(model_cls: type[StrictModel], values: dict[str, Any], prefix: str = ""
         raise UserError(validation_error_line(error, prefix, model_cls)) from None
 
 
+def _yaml_location(error: yaml.YAMLError) -> str:
+    """' at line L, column C: <problem> (<context> at line ..)' from PyYAML's marks (0-based there, 1-based here)."""
+    def at(mark) -> str:
+        return f"line {mark.line + 1}, column {mark.column + 1}"
+
+    problem, context = getattr(error, "problem_mark", None), getattr(error, "context_mark", None)
+    if problem is None:
+        return f" ({str(error).splitlines()[0]})"
+    text = f" at {at(problem)}: {error.problem}"
+    if context is not None and (context.line, context.column) != (problem.line, problem.column):
+        text += f" ({error.context} at {at(context)})"
+    return text
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """A YAML (or JSON) mapping from a file, or one clear error naming the file."""
     path = Path(path)
@@ -182,7 +196,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     try:
         values = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
-        raise UserError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+        raise UserError(f"{path}: not valid YAML{_yaml_location(error)}") from None
     if not isinstance(values, dict):
         raise UserError(f"{path}: expected a mapping of config keys at the top level")
     return values

@@ -160,3 +160,18 @@ def test_a_one_line_error_keeps_its_cause_for_owlore_bench_debug(tmp_path, tiny_
     loud = run_cli(*args, cwd=tmp_path, env={"HF_HUB_OFFLINE": "1", "OWLORE_BENCH_DEBUG": "1"})
     assert loud.returncode == 2 and "Traceback" in loud.stderr
     assert quiet.stderr.strip().splitlines()[-1] == loud.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("text, where", [
+    ("name: x\n  model: y\n", "line 2, column 8: mapping values are not allowed here"),
+    ("name: x\nmodel: [oops\n", "(while parsing a flow sequence at line 2, column 8)"),
+])
+def test_malformed_yaml_is_one_line_naming_line_and_column(tmp_path, text, where):
+    from owlore_bench.config import read_yaml
+    from owlore_bench.errors import UserError
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError) as error:
+        read_yaml(path)
+    assert where in str(error.value) and "\n" not in str(error.value)

@@ -52,7 +52,7 @@ def held_state_bytes(optimizer: torch.optim.Optimizer) -> int:
 def run_loop(tmp_path, method_name: str, config: dict, steps: int) -> torch.optim.Optimizer:
     """`steps` real steps of the suite's loop on tiny-llama; returns the optimizer it trained with."""
     model, _ = tiny_llama(num_hidden_layers=LAYERS)
-    method = build_method(method_name, config)
+    method = build_method(method_name, config, seed=SEED)  # the run's seed, as train_run passes it
     model = method.prepare(model)
     built = []
     build = method.build_optimizer
