@@ -224,7 +224,7 @@ def dry_run_plan(experiment: ExperimentConfig, units: list[Unit], world_size: in
     """Rows of the plan: label, seed, folder, done?, the steps to run and the data plan's lines (`data_plan`; the
     data is read and tokenized once per data setting), and the estimator's peak memory per run (bytes); for a
     method that keeps the state of leaving layers also the total at the end of those steps."""
-    from owlore_bench.memory.estimate import estimate_memory
+    from owlore_bench.memory.estimate import estimate_train_memory
 
     architecture = experiment.architecture or experiment.model
     tokenized: dict[str, Any] = {}
@@ -238,13 +238,9 @@ def dry_run_plan(experiment: ExperimentConfig, units: list[Unit], world_size: in
             steps, lines = _unit_data_plan(unit.run, tokenized, world_size)
             row.update(seq_len=seq_len, steps=steps, epochs=train.epochs, data_plan=lines)
             try:
-                estimate = estimate_memory(architecture, unit.run.method, unit.run.method_config,
-                                           batch_size=train.batch_size, seq_len=seq_len, dtype=dtype,
-                                           grad_checkpointing=train.grad_checkpointing, seed=train.seed, steps=steps,
-                                           update_in_backward=train.update_in_backward,
-                                           optimizer_state_bits=train.optimizer_state_bits,
-                                           offload_activations=train.offload_activations, world_size=world_size,
-                                           parallel=train.parallel, reshard_after_forward=train.reshard_after_forward)
+                planned = train.model_copy(update={"max_length": seq_len, "dtype": dtype, "steps": steps})
+                estimate = estimate_train_memory(architecture, unit.run.method, unit.run.method_config, planned,
+                                                 world_size)
                 row.update(estimated_total_bytes=estimate["total"], estimate_dtype=dtype,
                            trainable_params=estimate["trainable_params"])
                 if "total_state_kept" in estimate:

@@ -193,18 +193,42 @@ def estimate_memory(architecture: Any, method_name: str, method_config: dict[str
     bound, state for every parameter the optimizer holds).
     Raises UserError for an unknown architecture, a bad shape or a method config the method rejects.
     """
+    check_shape(batch_size, seq_len)  # one line before TrainConfig sees the numbers
+    return estimate_train_memory(architecture, method_name, method_config,
+                                 estimate_settings(batch_size, seq_len, dtype, grad_checkpointing=grad_checkpointing,
+                                                   seed=seed, update_in_backward=update_in_backward,
+                                                   optimizer_state_bits=optimizer_state_bits,
+                                                   offload_activations=offload_activations, steps=steps,
+                                                   parallel=parallel, reshard_after_forward=reshard_after_forward),
+                                 world_size)
+
+
+def estimate_settings(batch_size: int, seq_len: int, dtype: str, steps: int | None = None, **train: Any):
+    """The TrainConfig an estimated step stands for: `seq_len` tokens a row (max_length), `steps` None = the kept
+    state's bound (TrainConfig itself would default it to 40), no clipping under update_in_backward."""
+    from owlore_bench.config import TrainConfig
+
+    clip = {"grad_clip": 0.0} if train.get("update_in_backward") else {}
+    return TrainConfig(batch_size=batch_size, dtype=dtype, **clip, **train).model_copy(
+        update={"max_length": seq_len, "steps": steps})  # no re-validation: a 1-token shape is a valid estimate
+
+
+def estimate_train_memory(architecture: Any, method_name: str, method_config: dict[str, Any] | None,
+                          train: Any, world_size: int = 1) -> dict[str, int]:
+    """estimate_memory for a run's own TrainConfig (`train`; max_length = the tokens of a row, dtype bf16 or fp32,
+    steps = the run's steps), as the runner's plan has it: the same ledger, bytes."""
     from torch._subclasses.fake_tensor import FakeTensorMode
 
-    check_shape(batch_size, seq_len)
+    check_shape(train.batch_size, train.max_length)
     config = load_architecture(architecture)
-    sharding = Sharding(world_size, reshard_after_forward, dtype) if parallel == "fsdp" else None
-    check_supported(build_method(method_name, method_config or {}), _in_backward_settings(update_in_backward, parallel),
+    sharding = Sharding(world_size, train.reshard_after_forward, train.dtype) if train.parallel == "fsdp" else None
+    check_supported(build_method(method_name, method_config or {}),
+                    _in_backward_settings(train.update_in_backward, train.parallel),
                     world_size)  # a method refused on N ranks or sharded: its one line, not a fake-tensor crash
     try:
         with fake_process_group(world_size) if sharding else contextlib.nullcontext():
-            return _fake_step(config, method_name, method_config or {}, batch_size, seq_len, dtype,
-                              grad_checkpointing, seed, update_in_backward, FakeTensorMode(allow_non_fake_inputs=True),
-                              optimizer_state_bits, offload_activations, steps, sharding)
+            return _fake_step(config, method_name, method_config or {}, train,
+                              FakeTensorMode(allow_non_fake_inputs=True), sharding)
     except (UserError, MemoryError):
         raise
     except Exception as error:  # a hook that needs real values (data-dependent) cannot run on fake tensors
@@ -213,16 +237,18 @@ def estimate_memory(architecture: Any, method_name: str, method_config: dict[str
                         f"need no real weights or data (see `owlore-bench methods`)") from error
 
 
-def _fake_step(config, method_name: str, method_config: dict[str, Any], batch_size: int, seq_len: int, dtype: str,
-               grad_checkpointing: bool, seed: int, update_in_backward: bool, fake_mode, state_bits: int = 32,
-               offload: bool = False, steps: int | None = None, sharding: Sharding | None = None) -> dict[str, int]:
-    """One loop-shaped training step on fake tensors; the ledger it records (bytes)."""
+def _fake_step(config, method_name: str, method_config: dict[str, Any], train: Any, fake_mode,
+               sharding: Sharding | None = None) -> dict[str, int]:
+    """One loop-shaped training step on fake tensors, shaped and set by the TrainConfig `train`; the ledger it
+    records (bytes)."""
+    batch_size, seq_len, seed, offload = train.batch_size, train.max_length, train.seed, train.offload_activations
     with _swappable_fake_parameters(fake_mode), fake_mode:
-        model = _build_model(config, sharding.master_dtype if sharding else DTYPES[dtype])
-        method, model = _prepare(method_name, method_config, model, grad_checkpointing, seed)
+        model = _build_model(config, sharding.master_dtype if sharding else DTYPES[train.dtype])
+        method, model = _prepare(method_name, method_config, model, train.grad_checkpointing, seed)
         model = sharding.shard(model) if sharding else model
         optimizer = method.build_optimizer(model, lr=1e-4, weight_decay=0.0)
-    optimizer = with_state_bits(optimizer, state_bits, method_name)  # outside: bnb fills its quantile maps from data
+    # outside: bnb fills its quantile maps from data
+    optimizer = with_state_bits(optimizer, train.optimizer_state_bits, method_name)
     # Outside the fake mode, as in the loop: any torch random draw of a method's step hook is a real number.
     seed_everything(seed)
     method.on_step_start(0, model, optimizer)
@@ -234,7 +260,7 @@ def _fake_step(config, method_name: str, method_config: dict[str, Any], batch_si
             # attention_mask=None: a mask of ones cannot be seen to be all ones on fake data, so it would be
             # materialised; a real unpadded batch skips it, and so does this.
             loss = model(input_ids=input_ids, labels=input_ids).loss
-        if update_in_backward:
+        if train.update_in_backward:
             with StepInBackward(optimizer, on_gradient=ledger.after_gradient):  # after on_step_start, as the loop
                 loss.backward()
         else:
@@ -250,7 +276,7 @@ def _fake_step(config, method_name: str, method_config: dict[str, Any], batch_si
         estimate["total"] += estimate["gathered"]
     estimate["trainable_params"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if getattr(method.config, "keep_state", False):
-        kept = kept_state_bytes(model, method, optimizer, fake_mode, steps)
+        kept = kept_state_bytes(model, method, optimizer, fake_mode, train.steps)
         estimate.update(optimizer_state_kept=kept, total_state_kept=estimate["total"] - estimate["optimizer"] + kept)
     return estimate
 
