@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from owlore_bench.models import byte_tokenizer
+from owlore_bench.registry import build_method
 
 TOKENS = dict(vocab_size=259, bos_token_id=256, eos_token_id=257, pad_token_id=258)
 LLAMA_LIKE = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
@@ -65,3 +66,17 @@ def saved_tiny_model(name: str, folder: Path) -> Path:
         tiny_model(name).save_pretrained(folder)
         byte_tokenizer().save_pretrained(folder)
     return folder
+
+
+def one_step(method_name: str, architecture: str, **config):
+    """(model, method, optimizer) after one optimizer step of a fresh tiny `architecture` model trained by
+    `method_name` with `config`: prepare, build_optimizer, on_step_start(0), forward, backward, step."""
+    model = tiny_model(architecture)
+    method = build_method(method_name, config)
+    model = method.prepare(model)
+    optimizer = method.build_optimizer(model, lr=1e-3, weight_decay=0.0)
+    method.on_step_start(0, model, optimizer)
+    ids = torch.randint(0, 256, (2, 16), generator=torch.Generator().manual_seed(0))
+    model(input_ids=ids, labels=ids).loss.backward()
+    optimizer.step()
+    return model, method, optimizer

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -27,6 +28,20 @@ def start(command: list[str]) -> subprocess.Popen:
 def finish(process: subprocess.Popen, timeout: float = 400) -> subprocess.CompletedProcess:
     stdout, stderr = process.communicate(timeout=timeout)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def kill_after_logged_steps(command: list[str], metrics: Path, steps: int = 3, timeout: float = 400) -> None:
+    """Start `command` (its own process group), wait until `metrics` holds `steps` lines, then SIGKILL the group:
+    a run stopped between checkpoints. Fails if the run ends first."""
+    process = start(command)
+    deadline = time.time() + timeout
+    while process.poll() is None and time.time() < deadline:
+        if metrics.is_file() and len(metrics.read_text().splitlines()) >= steps:
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before it could be killed"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 

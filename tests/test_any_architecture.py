@@ -10,14 +10,13 @@ import math
 from pathlib import Path
 
 import pytest
-import torch
-from architectures import ARCHITECTURES, saved_tiny_model, tiny_model
+from architectures import ARCHITECTURES, one_step, saved_tiny_model
 from conftest import TINY_RECORDS
 
 from owlore_bench.config import RunConfig
 from owlore_bench.errors import UserError
 from owlore_bench.memory.ledger import optimizer_bytes
-from owlore_bench.registry import available_methods, build_method
+from owlore_bench.registry import available_methods
 from owlore_bench.train.run import train_run
 
 # Small settings that keep each cell to a few seconds (ranks <= 16: at width 64 a larger rank clamps to full rank).
@@ -95,14 +94,7 @@ def test_every_method_on_every_architecture(method, architecture, models, tmp_pa
 
 def state_after_one_step(method_name: str, architecture: str, config: dict) -> int:
     """Optimizer state bytes after one optimizer step of a fresh tiny model (the ledger's count)."""
-    model = tiny_model(architecture)
-    method = build_method(method_name, config)
-    model = method.prepare(model)
-    optimizer = method.build_optimizer(model, lr=1e-3, weight_decay=0.0)
-    method.on_step_start(0, model, optimizer)
-    ids = torch.randint(0, 256, (2, 16), generator=torch.Generator().manual_seed(0))
-    model(input_ids=ids, labels=ids).loss.backward()
-    optimizer.step()
+    _, _, optimizer = one_step(method_name, architecture, **config)
     return optimizer_bytes(optimizer)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from architectures import LLAMA_SHAPED, tiny_config, tiny_model
+from architectures import LLAMA_SHAPED, one_step, tiny_config, tiny_model
 
 from owlore_bench.cli import main
 from owlore_bench.config import TrainConfig
@@ -23,18 +23,6 @@ from owlore_bench.train.loop import train
 # 2-D weights per decoder layer, written out by hand from each family's modeling code.
 MATRICES_PER_LAYER = {"llama": 7, "mistral": 7, "qwen2": 7, "qwen3": 7, "gemma2": 7, "gemma3": 7, "olmo2": 7,
                       "stablelm": 7, "granite": 7, "phi3": 4, "gpt_neox": 4, "gpt2": 4, "opt": 6, "falcon": 4}
-
-
-def one_step(method_name: str, architecture: str, **config):
-    model = tiny_model(architecture)
-    method = build_method(method_name, config)
-    model = method.prepare(model)
-    optimizer = method.build_optimizer(model, lr=1e-3, weight_decay=0.0)
-    method.on_step_start(0, model, optimizer)
-    ids = torch.randint(0, 256, (2, 16), generator=torch.Generator().manual_seed(0))
-    model(input_ids=ids, labels=ids).loss.backward()
-    optimizer.step()
-    return model, method, optimizer
 
 
 # --- LoRA family ------------------------------------------------------------------------------------------------

@@ -14,14 +14,13 @@ import os
 import signal
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import ddp_worker
 import pytest
 import torch
 from conftest import REPO_ROOT, TINY_RECORDS
-from helpers import EXACT_ORDER, Tolerance, differences, finish, relative, start
+from helpers import EXACT_ORDER, Tolerance, differences, finish, kill_after_logged_steps, relative, start
 
 from owlore_bench.cli import main
 
@@ -142,16 +141,8 @@ def test_train_nproc_2_killed_mid_run_and_rerun_ends_with_the_uninterrupted_weig
 
     _, _, tmp, _ = runs
     args = [*cli_train_args(tmp / "tiny.json", tmp_path / "killed"), "--nproc", "2"]
-    process = start([sys.executable, "-m", "owlore_bench.cli", *args])
-    metrics = tmp_path / "killed" / "metrics.jsonl"
-    deadline = time.time() + 300
-    while process.poll() is None and time.time() < deadline:
-        if metrics.is_file() and len(metrics.read_text().splitlines()) >= 3:
-            break
-        time.sleep(0.05)
-    assert process.poll() is None, "the run ended before it could be killed"
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    kill_after_logged_steps([sys.executable, "-m", "owlore_bench.cli", *args], tmp_path / "killed" / "metrics.jsonl",
+                            timeout=300)
     assert not (tmp_path / "killed" / "summary.json").exists()
     assert (tmp_path / "killed" / "checkpoint").is_dir()
     done = finish(start([sys.executable, "-m", "owlore_bench.cli", *args]))

@@ -23,7 +23,7 @@ import fsdp_worker
 import pytest
 import torch
 from conftest import REPO_ROOT, TINY_RECORDS
-from helpers import finish, start, state_outside_active_layers
+from helpers import finish, kill_after_logged_steps, start, state_outside_active_layers
 from helpers import fp64_differences as differences
 
 from owlore_bench.cli import main
@@ -166,22 +166,13 @@ def test_train_parallel_fsdp_killed_mid_run_and_rerun_ends_with_the_uninterrupte
     """`--nproc 2 --parallel fsdp` for real, and a real kill: SIGKILL to the supervisor, torchrun and both ranks
     after 3 logged steps; the rerun resumes from the step-2 sharded checkpoint and must save the model the worker's
     uninterrupted run saved."""
-    import time
 
     from safetensors.torch import load_file
 
     _, _, tmp, _ = runs
     args = [*cli_args(tmp / "tiny.json", tmp_path / "killed", rows=2), "--nproc", "2", "--parallel", "fsdp"]
-    process = start([sys.executable, "-m", "owlore_bench.cli", *args])
-    metrics = tmp_path / "killed" / "metrics.jsonl"
-    deadline = time.time() + 400
-    while process.poll() is None and time.time() < deadline:
-        if metrics.is_file() and len(metrics.read_text().splitlines()) >= 3:
-            break
-        time.sleep(0.05)
-    assert process.poll() is None, "the run ended before it could be killed"
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    kill_after_logged_steps([sys.executable, "-m", "owlore_bench.cli", *args], tmp_path / "killed" / "metrics.jsonl",
+                            timeout=400)
     assert not (tmp_path / "killed" / "summary.json").exists()
     assert (tmp_path / "killed" / "checkpoint" / ".metadata").is_file()  # a DCP checkpoint
     done = finish(start([sys.executable, "-m", "owlore_bench.cli", *args]))

@@ -21,7 +21,6 @@ more state at the end of a run than at step 0: `optimizer_state_kept` and `total
 from __future__ import annotations
 
 import contextlib
-import json
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,51 +28,18 @@ from typing import Any
 
 import torch
 
-from owlore_bench.errors import UserError, did_you_mean
+from owlore_bench.errors import UserError
+from owlore_bench.memory.architectures import builtin_architectures, load_architecture  # noqa: F401 (re-exported)
 from owlore_bench.memory.kept_state import kept_state_bytes
 from owlore_bench.memory.ledger import CATEGORIES, MemoryLedger
 from owlore_bench.memory.measured import SyntheticBatches, measured_ledger, relative_error  # noqa: F401 (re-exported)
 from owlore_bench.memory.sharded import Sharding, fake_process_group
-from owlore_bench.paths import PACKAGE_DIR
 from owlore_bench.registry import build_method
 from owlore_bench.train.loop import seed_everything
 from owlore_bench.train.optimizer_bits import with_state_bits
 from owlore_bench.train.step_in_backward import StepInBackward, check_supported
 
-ARCHITECTURES_DIR = PACKAGE_DIR / "architectures"
-TEST_ARCHITECTURE = "tiny-llama"
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
-
-
-def builtin_architectures() -> list[str]:
-    """Names of the shipped architecture configs (plus the tiny test model)."""
-    return sorted(path.stem for path in ARCHITECTURES_DIR.glob("*.json")) + [TEST_ARCHITECTURE]
-
-
-def load_architecture(name: Any):
-    """A transformers PretrainedConfig for a built-in name, a config.json file or a checkpoint folder (a config
-    object is returned as is)."""
-    from transformers import AutoConfig, PretrainedConfig
-
-    if isinstance(name, PretrainedConfig):
-        return name
-    if name == TEST_ARCHITECTURE:
-        from owlore_bench.models import tiny_llama_config
-
-        return tiny_llama_config()
-    path = ARCHITECTURES_DIR / f"{name}.json" if "/" not in name and not name.endswith(".json") else Path(name)
-    if path.is_dir():
-        path = path / "config.json"
-    if not path.is_file():
-        known = builtin_architectures()
-        raise UserError(f"unknown architecture '{name}'.{did_you_mean(name, known)} Built-in: {', '.join(known)}; "
-                        f"or pass the path of a model's config.json (or of its checkpoint folder)")
-    try:
-        values = json.loads(path.read_text())
-        values = {key: value for key, value in values.items() if not key.startswith("_")}
-        return AutoConfig.for_model(**values)
-    except (ValueError, KeyError, TypeError) as error:
-        raise UserError(f"{path}: not a usable transformers config.json ({str(error).splitlines()[0]})") from None
 
 
 def check_shape(batch_size: int, seq_len: int) -> None:
