@@ -4,12 +4,15 @@ OpenAI-compatible server."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -28,6 +31,27 @@ def start(command: list[str]) -> subprocess.Popen:
 def finish(process: subprocess.Popen, timeout: float = 400) -> subprocess.CompletedProcess:
     stdout, stderr = process.communicate(timeout=timeout)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+@contextlib.contextmanager
+def torchrun_worker(script: str, folder: Path, *args: str) -> Iterator[subprocess.Popen]:
+    """A 2-rank torchrun of tests/`script` writing into `folder`, started now (the caller computes its references
+    meanwhile); its process group is killed if the block ends before it does."""
+    process = start([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                     str(REPO_ROOT / "tests" / script), str(folder), *args])
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def worker_results(process: subprocess.Popen, folder: Path,
+                   require_success: bool = False) -> tuple[dict, subprocess.CompletedProcess]:
+    """(the worker's results.pt from `folder`, its output) once it ends; its stderr tail where it wrote none."""
+    done = finish(process)
+    assert (done.returncode == 0 or not require_success) and (folder / "results.pt").is_file(), done.stderr[-3000:]
+    return torch.load(folder / "results.pt", weights_only=False), done
 
 
 def kill_after_logged_steps(command: list[str], metrics: Path, steps: int = 3, timeout: float = 400) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -19,8 +18,18 @@ from pathlib import Path
 import ddp_worker
 import pytest
 import torch
-from conftest import REPO_ROOT, TINY_RECORDS
-from helpers import EXACT_ORDER, Tolerance, differences, finish, kill_after_logged_steps, relative, start
+from conftest import TINY_RECORDS
+from helpers import (
+    EXACT_ORDER,
+    Tolerance,
+    differences,
+    finish,
+    kill_after_logged_steps,
+    relative,
+    start,
+    torchrun_worker,
+    worker_results,
+)
 
 from owlore_bench.cli import main
 
@@ -54,20 +63,12 @@ def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ddp")
     data = tmp / "tiny.json"
     data.write_text(json.dumps(TINY_RECORDS))
-    worker = start([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                    str(REPO_ROOT / "tests" / "ddp_worker.py"), str(tmp / "worker"),
-                    "--", *cli_train_args(data, tmp / "cli")])
-    try:
+    with torchrun_worker("ddp_worker.py", tmp / "worker", "--", *cli_train_args(data, tmp / "cli")) as worker:
         references = {}
         with tempfile.TemporaryDirectory() as scratch:
             for name, config in ddp_worker.method_configs(ddp_worker.write_ratios(Path(scratch))).items():
                 references[name] = ddp_worker.train_once(name, config, Path(scratch) / name)
-        done = finish(worker)
-    finally:
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGKILL)
-    assert (tmp / "worker" / "results.pt").is_file(), done.stderr[-3000:]
-    results = torch.load(tmp / "worker" / "results.pt", weights_only=False)
+        results, done = worker_results(worker, tmp / "worker")
     return results, references, tmp, done
 
 

@@ -13,8 +13,6 @@ SVD of one rank's rows moves the loss by 1.4e-4 and a matrix's update by 0.9 of 
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -22,8 +20,8 @@ from pathlib import Path
 import fsdp_worker
 import pytest
 import torch
-from conftest import REPO_ROOT, TINY_RECORDS
-from helpers import finish, kill_after_logged_steps, start, state_outside_active_layers
+from conftest import TINY_RECORDS
+from helpers import finish, kill_after_logged_steps, start, state_outside_active_layers, torchrun_worker, worker_results
 from helpers import fp64_differences as differences
 
 from owlore_bench.cli import main
@@ -50,11 +48,8 @@ def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fsdp")
     data = tmp / "tiny.json"
     data.write_text(json.dumps(TINY_RECORDS))
-    worker = start([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                    str(REPO_ROOT / "tests" / "fsdp_worker.py"), str(tmp / "worker"),
-                    ",".join([*DEFAULT_RUNS, *PLANTED, "resume", "memory"]),
-                    "--", *cli_args(data, tmp / "cli", rows=2), "--parallel", "fsdp"])
-    try:
+    with torchrun_worker("fsdp_worker.py", tmp / "worker", ",".join([*DEFAULT_RUNS, *PLANTED, "resume", "memory"]),
+                         "--", *cli_args(data, tmp / "cli", rows=2), "--parallel", "fsdp") as worker:
         references = {}
         with tempfile.TemporaryDirectory() as scratch:
             table = fsdp_worker.suites(fsdp_worker.ddp_worker.write_ratios(Path(scratch)))
@@ -65,12 +60,7 @@ def runs(tmp_path_factory):
         references["memory"] = {run: estimate_memory(fsdp_worker.memory_architecture(), run[0],
                                                      grad_checkpointing=run[1], world_size=2, parallel="fsdp",
                                                      **fsdp_worker.MEMORY_SHAPE) for run in MEMORY_RUNS}
-        done = finish(worker)
-    finally:
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGKILL)
-    assert (tmp / "worker" / "results.pt").is_file(), done.stderr[-3000:]
-    results = torch.load(tmp / "worker" / "results.pt", weights_only=False)
+        results, done = worker_results(worker, tmp / "worker")
     return results, references, tmp, done
 
 

@@ -13,17 +13,13 @@ The equivalence runs are marked slow (one torchrun, ~45 s on 2 cores); the refus
 
 from __future__ import annotations
 
-import os
-import signal
-import sys
 import tempfile
 from pathlib import Path
 
 import fsdp_worker
 import pytest
 import torch
-from conftest import REPO_ROOT
-from helpers import FP64, finish, start, state_outside_active_layers
+from helpers import FP64, state_outside_active_layers, torchrun_worker, worker_results
 from helpers import Fp64Tolerance as Tolerance
 from helpers import fp64_differences as differences
 
@@ -44,21 +40,15 @@ REFUSED = {"apollo": "random projection", "apollo_mini": "random projection", "g
 def runs(tmp_path_factory):
     torch.set_num_threads(1)
     tmp = tmp_path_factory.mktemp("fsdp_zoo")
-    worker = start([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                    str(REPO_ROOT / "tests" / "fsdp_worker.py"), str(tmp / "worker"), ",".join(ZOO_RUNS)])
-    try:
+    with torchrun_worker("fsdp_worker.py", tmp / "worker", ",".join(ZOO_RUNS)) as worker:
         references = {}
         with tempfile.TemporaryDirectory() as scratch:
             table = fsdp_worker.suites(fsdp_worker.ddp_worker.write_ratios(Path(scratch)))
             for run in ZOO_RUNS:
                 method, config = table[run]
                 references[run] = fsdp_worker.train_once(run, method, config, Path(scratch) / run, sharded=False)
-        done = finish(worker)
-    finally:
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGKILL)
-    assert done.returncode == 0 and (tmp / "worker" / "results.pt").is_file(), done.stderr[-3000:]
-    return torch.load(tmp / "worker" / "results.pt", weights_only=False), references
+        results, _ = worker_results(worker, tmp / "worker", require_success=True)
+    return results, references
 
 
 @pytest.mark.slow

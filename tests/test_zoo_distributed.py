@@ -11,15 +11,9 @@ Marked slow: 20-35 s on this 2-core CPU (measured), most of it starting the two 
 
 from __future__ import annotations
 
-import os
-import signal
-import sys
-
 import ddp_worker
 import pytest
-import torch
-from conftest import REPO_ROOT
-from helpers import EXACT_ORDER, Tolerance, differences, finish, start
+from helpers import EXACT_ORDER, Tolerance, differences, torchrun_worker, worker_results
 
 # What 2 ranks x 2 rows may differ by from 1 rank x 4 rows (relative; measured on this 2-core CPU). Adam-mini:
 # within test_distributed.py's EXACT_ORDER. BAdam: gradients within 1.4e-6 and every matrix's update within 3e-6,
@@ -38,17 +32,11 @@ pytestmark = pytest.mark.slow
 def runs(tmp_path_factory):
     """(2-rank results, 1-rank references) of every zoo method."""
     tmp = tmp_path_factory.mktemp("zoo_ddp")
-    worker = start([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                    str(REPO_ROOT / "tests" / "ddp_worker.py"), str(tmp / "worker"), "--zoo"])
-    try:
+    with torchrun_worker("ddp_worker.py", tmp / "worker", "--zoo") as worker:
         references = {name: ddp_worker.train_once(name, config, tmp / "reference" / name, steps=ddp_worker.ZOO_STEPS)
                       for name, config in ddp_worker.zoo_method_configs().items()}
-        done = finish(worker)
-    finally:
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGKILL)
-    assert done.returncode == 0 and (tmp / "worker" / "results.pt").is_file(), done.stderr[-3000:]
-    return torch.load(tmp / "worker" / "results.pt", weights_only=False), references
+        results, _ = worker_results(worker, tmp / "worker", require_success=True)
+    return results, references
 
 
 @pytest.mark.parametrize("method", METHODS)
