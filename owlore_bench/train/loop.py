@@ -101,14 +101,10 @@ def train(model: torch.nn.Module, method: Method, data: TrainingData, cfg: Train
     """
     out_dir = Path(out_dir)
     device = next(model.parameters()).device
-    cfg = resolve_steps(cfg, data, distributed.world_size())  # train.epochs -> steps; the LR schedule uses them
-    check_supported(method, cfg, distributed.world_size())
-    check_state_bits(cfg.optimizer_state_bits, next(model.parameters()).device)
+    cfg = _checked(cfg, data, method, device)
     try:  # a method whose optimizer cannot be built for this model fails as data, like a failing step
         run = _set_up(model, method, cfg, out_dir)
     except Exception as caught:  # noqa: BLE001
-        if distributed.world_size() > 1 and not isinstance(caught, distributed.RanksDisagree):
-            raise
         return _failed_set_up(model, caught, out_dir)
     status, error = "ok", None
     bar = tqdm(total=cfg.steps, initial=run.start_step, desc=method.name, leave=False,
@@ -141,15 +137,9 @@ def train(model: torch.nn.Module, method: Method, data: TrainingData, cfg: Train
                                **run.phases.row(), **memory, **extra})
             bar.update(1)
             bar.set_postfix(loss=f"{loss_sum:.3f}")
-            if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
-                # every rank: FSDP's shards are saved by all of them, a replicated model by rank 0 alone
-                save_checkpoint(out_dir / "checkpoint", step=step + 1, elapsed_s=run.elapsed_s, model=model,
-                                optimizer=run.optimizer, scheduler=run.scheduler, method=method)
+            _checkpoint_if_due(step + 1, cfg, run, model, method, out_dir)
     except Exception as caught:  # noqa: BLE001 — an OOM is data in a memory benchmark; anything else is 'failed'
-        if distributed.world_size() > 1 and not isinstance(caught, distributed.RanksDisagree):
-            raise  # the other ranks wait in a collective: only ending this process (torchrun stops them) frees them
-        status = failure_status(caught)
-        error = f"{one_line(caught)} (traceback: {write_error_log(out_dir)})"
+        status, error = _failure_as_data(caught, out_dir)
         run.optimizer.zero_grad(set_to_none=True)
     finally:
         if run.in_backward is not None:
@@ -240,10 +230,38 @@ def _summary(model: torch.nn.Module, run: _Run, status: str, error: str | None) 
     }
 
 
+def _checked(cfg: TrainConfig, data: TrainingData, method: Method, device: torch.device) -> TrainConfig:
+    """`cfg` with train.epochs resolved to steps (the LR schedule uses them), after the one-line refusals of a
+    method / setting pair and of 8-bit state where bitsandbytes cannot run."""
+    cfg = resolve_steps(cfg, data, distributed.world_size())
+    check_supported(method, cfg, distributed.world_size())
+    check_state_bits(cfg.optimizer_state_bits, device)
+    return cfg
+
+
+def _failure_as_data(error: BaseException, out_dir: Path) -> tuple[str, str]:
+    """(status, one-line error naming out_dir/error.log) of a run that raised. Under several processes the error is
+    raised instead: the other ranks wait in a collective, and only ending this process (torchrun stops them) frees
+    them."""
+    if distributed.world_size() > 1 and not isinstance(error, distributed.RanksDisagree):
+        raise error
+    return failure_status(error), f"{one_line(error)} (traceback: {write_error_log(out_dir)})"
+
+
+def _checkpoint_if_due(done: int, cfg: TrainConfig, run: _Run, model: torch.nn.Module, method: Method,
+                       out_dir: Path) -> None:
+    """Save out_dir/checkpoint after `done` steps when checkpoint_every says so (never after the last step). Every
+    rank calls it: FSDP's shards are saved by all of them, a replicated model by rank 0 alone."""
+    if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.steps:
+        save_checkpoint(out_dir / "checkpoint", step=done, elapsed_s=run.elapsed_s, model=model,
+                        optimizer=run.optimizer, scheduler=run.scheduler, method=method)
+
+
 def _failed_set_up(model: torch.nn.Module, error: BaseException, out_dir: Path) -> dict[str, Any]:
-    """The summary of a run whose set-up (optimizer, checkpoint, logs) raised: no step taken, traceback in error.log."""
-    return {"status": failure_status(error),
-            "error": f"{one_line(error)} (traceback: {write_error_log(out_dir)})", "steps": 0, "final_loss": None,
+    """The summary of a run whose set-up (optimizer, checkpoint, logs) raised: no step taken, traceback in error.log.
+    Under several processes the error is raised instead (the other ranks wait in a collective)."""
+    status, message = _failure_as_data(error, out_dir)
+    return {"status": status, "error": message, "steps": 0, "final_loss": None,
             "trainable_params": trainable_parameter_count(model), "tokens_per_s": None, "wall_s": 0.0}
 
 
