@@ -33,6 +33,18 @@ def finish(process: subprocess.Popen, timeout: float = 400) -> subprocess.Comple
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
+def resume_to_the_end(args: list[str], killed: Path, reference: Path) -> tuple[dict, dict]:
+    """Rerun `owlore-bench ARGS` (it resumes from `killed`'s checkpoint) to a clean exit; (the weights it saved in
+    `killed`/model, those an uninterrupted run saved in `reference`/model), both name -> tensor."""
+    from safetensors.torch import load_file
+
+    done = finish(start([sys.executable, "-m", "owlore_bench.cli", *args]))
+    assert done.returncode == 0, done.stderr[-3000:]
+    resumed, straight = (load_file(next((folder / "model").glob("*.safetensors"))) for folder in (killed, reference))
+    assert resumed.keys() == straight.keys()
+    return resumed, straight
+
+
 @contextlib.contextmanager
 def torchrun_worker(script: str, folder: Path, *args: str) -> Iterator[subprocess.Popen]:
     """A 2-rank torchrun of tests/`script` writing into `folder`, started now (the caller computes its references

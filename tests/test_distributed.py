@@ -23,10 +23,9 @@ from helpers import (
     EXACT_ORDER,
     Tolerance,
     differences,
-    finish,
     kill_after_logged_steps,
     relative,
-    start,
+    resume_to_the_end,
     torchrun_worker,
     worker_results,
 )
@@ -138,19 +137,13 @@ def test_train_under_torchrun_writes_rank_0s_files_with_every_ranks_memory(runs)
 def test_train_nproc_2_killed_mid_run_and_rerun_ends_with_the_uninterrupted_weights(runs, tmp_path):
     """`--nproc 2` for real, and a real kill: torchrun and both ranks get SIGKILL after 3 logged steps; the
     rerun resumes from the step-2 checkpoint and must end where the worker's uninterrupted run ended."""
-    from safetensors.torch import load_file
-
     _, _, tmp, _ = runs
     args = [*cli_train_args(tmp / "tiny.json", tmp_path / "killed"), "--nproc", "2"]
     kill_after_logged_steps([sys.executable, "-m", "owlore_bench.cli", *args], tmp_path / "killed" / "metrics.jsonl",
                             timeout=300)
     assert not (tmp_path / "killed" / "summary.json").exists()
     assert (tmp_path / "killed" / "checkpoint").is_dir()
-    done = finish(start([sys.executable, "-m", "owlore_bench.cli", *args]))
-    assert done.returncode == 0, done.stderr[-3000:]
-    resumed, straight = (load_file(next((folder / "model").glob("*.safetensors")))
-                         for folder in (tmp_path / "killed", tmp / "cli"))
-    assert resumed.keys() == straight.keys()
+    resumed, straight = resume_to_the_end(args, tmp_path / "killed", tmp / "cli")
     for name in straight:
         assert torch.allclose(resumed[name], straight[name], rtol=1e-6, atol=1e-7), name
 

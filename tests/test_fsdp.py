@@ -21,8 +21,14 @@ import fsdp_worker
 import pytest
 import torch
 from conftest import TINY_RECORDS
-from helpers import finish, kill_after_logged_steps, start, state_outside_active_layers, torchrun_worker, worker_results
 from helpers import fp64_differences as differences
+from helpers import (
+    kill_after_logged_steps,
+    resume_to_the_end,
+    state_outside_active_layers,
+    torchrun_worker,
+    worker_results,
+)
 
 from owlore_bench.cli import main
 from owlore_bench.memory.estimate import estimate_memory, relative_error
@@ -157,7 +163,6 @@ def test_train_parallel_fsdp_killed_mid_run_and_rerun_ends_with_the_uninterrupte
     after 3 logged steps; the rerun resumes from the step-2 sharded checkpoint and must save the model the worker's
     uninterrupted run saved."""
 
-    from safetensors.torch import load_file
 
     _, _, tmp, _ = runs
     args = [*cli_args(tmp / "tiny.json", tmp_path / "killed", rows=2), "--nproc", "2", "--parallel", "fsdp"]
@@ -165,11 +170,7 @@ def test_train_parallel_fsdp_killed_mid_run_and_rerun_ends_with_the_uninterrupte
                             timeout=400)
     assert not (tmp_path / "killed" / "summary.json").exists()
     assert (tmp_path / "killed" / "checkpoint" / ".metadata").is_file()  # a DCP checkpoint
-    done = finish(start([sys.executable, "-m", "owlore_bench.cli", *args]))
-    assert done.returncode == 0, done.stderr[-3000:]
-    resumed, straight = (load_file(next((folder / "model").glob("*.safetensors")))
-                         for folder in (tmp_path / "killed", tmp / "cli"))
-    assert resumed.keys() == straight.keys()
+    resumed, straight = resume_to_the_end(args, tmp_path / "killed", tmp / "cli")
     for name in straight:
         assert torch.equal(resumed[name], straight[name]), name
 
