@@ -137,6 +137,25 @@ def test_readme_links_resolve():
     assert missing == [], f"README.md links to missing files: {missing}"
 
 
+def committed_result_links(page: Path) -> list[str]:
+    """The results/ files a page links to, as paths from the repository root."""
+    targets = [t.split("#", 1)[0] for t in LINK.findall(page.read_text(encoding="utf-8")) if "://" not in t]
+    resolved = [os.path.relpath((page.parent / t).resolve(), REPO_ROOT) for t in targets if t]
+    return [t for t in resolved if t.startswith("results/")]
+
+
+def test_every_linked_result_is_committed_not_ignored():
+    """A results/ folder the docs link to must be in git, or a fresh clone's site build fails (it did, once:
+    results/decide_pilot was linked from the front page but ignored by .gitignore's `results/*`)."""
+    if not (REPO_ROOT / ".git").exists() or shutil.which("git") is None:
+        pytest.skip("not a git checkout: nothing to say about what a clone holds")
+    linked = sorted({t for page in pages() for t in committed_result_links(page)})
+    assert linked, "no page links into results/: has the link pattern changed?"
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", *linked], cwd=REPO_ROOT,
+                             capture_output=True, text=True).stdout.split()
+    assert ignored == [], f"linked but ignored by .gitignore (add a `!results/<name>/` line): {ignored}"
+
+
 def nav_pages(nav) -> list[str]:
     if isinstance(nav, str):
         return [nav]

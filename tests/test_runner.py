@@ -37,8 +37,10 @@ def experiment(tmp_path: Path, data: Path, out: str, **changes) -> Path:
 
 
 def accuracy_columns(table):
-    """Everything deterministic in the table: accuracies, trainable params, the memory ledger (not tokens/s)."""
-    keep = [c for c in table.columns if c[0] not in ("tokens_per_s",)]
+    """Everything deterministic in the table: accuracies, trainable params, the memory ledger.
+
+    Not tokens/s, and not `contention` (whether other processes loaded the cores while a unit was timed)."""
+    keep = [c for c in table.columns if c[0] not in ("tokens_per_s", "contention")]
     return table[keep]
 
 
