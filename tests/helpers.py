@@ -188,6 +188,15 @@ def tiny_sweep_yaml(folder: Path, data: Path, out: str, **changes) -> Path:
     return path
 
 
+def deterministic_columns(table):
+    """Everything in a results table that a rerun must reproduce: accuracies, trainable params, the memory ledger.
+
+    Not tokens/s, and not `contention` (whether other processes loaded the cores while a unit was timed)."""
+    table = table.copy()
+    table.attrs = {}
+    return table[[c for c in table.columns if c[0] not in ("tokens_per_s", "contention")]]
+
+
 # ---------------------------------------------------------------- a loopback OpenAI server
 class FakeOpenAI:
     """A loopback /v1/chat/completions server. `script` holds what the next requests get, in order: an HTTP
@@ -255,3 +264,4 @@ class FakeOpenAI:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+

@@ -9,18 +9,13 @@ import sys
 
 import pytest
 from conftest import TINY_RECORDS, run_cli
+from helpers import deterministic_columns
 from helpers import tiny_sweep_yaml as experiment
 
 from owlore_bench.cli import main
 from owlore_bench.experiment import load_experiment, plan
 from owlore_bench.launch.records import job_state, read_job_record, submitted_units, write_job_record
 from owlore_bench.reporting.tables import build_table
-
-
-def deterministic_columns(table):
-    """Accuracies, trainable parameters, the memory ledger: everything but speed (tokens/s)."""
-    table.attrs = {}
-    return table[[c for c in table.columns if c[0] != "tokens_per_s"]]
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO_ROOT, run_cli
+from helpers import deterministic_columns
 
 from owlore_bench.reporting.tables import build_table
 
@@ -34,14 +35,6 @@ def experiment(tmp_path: Path, data: Path, out: str, **changes) -> Path:
     path = tmp_path / f"{out}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
-
-
-def accuracy_columns(table):
-    """Everything deterministic in the table: accuracies, trainable params, the memory ledger.
-
-    Not tokens/s, and not `contention` (whether other processes loaded the cores while a unit was timed)."""
-    keep = [c for c in table.columns if c[0] not in ("tokens_per_s", "contention")]
-    return table[keep]
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +90,7 @@ def test_a_sweep_killed_mid_run_and_rerun_gives_the_same_table(finished_sweep):
     done = run_cli("run", str(config), "--no-plots")
     assert done.returncode == 0, done.stderr[-2000:]
     straight, resumed = build_table([tmp / "straight"]), build_table([tmp / "killed"])
-    resumed.attrs = straight.attrs = {}
-    assert accuracy_columns(resumed).equals(accuracy_columns(straight))
+    assert deterministic_columns(resumed).equals(deterministic_columns(straight))
 
 
 def test_a_diverging_run_is_recorded_and_the_sweep_finishes(finished_sweep):
