@@ -57,10 +57,13 @@ def test_comparison_shows_memory_differences_in_mib_and_speed_as_a_ratio(referen
     ref.loc["full_ft", ("peak_mem_bytes", "mean")] -= 2**20
     ref.loc["full_ft", ("tokens_per_s", "mean")] = table.loc["full_ft", ("tokens_per_s", "mean")] / 2
     ref.loc["full_ft", (TASK, "mean")] = table.loc["full_ft", (TASK, "mean")] - 12.5
+    ref.loc["full_ft", ("forgetting_delta_ce", "mean")] = table.loc["full_ft", ("forgetting_delta_ce", "mean")] - 0.004
     row = comparison_frame(table, ref).iloc[0]
     assert row["Peak mem (GiB)"].endswith("(+1.0 MiB)")
     assert row["Tokens/s"].endswith("(×2.00)")
     assert row[TASK].endswith("(+12.5)")
+    forgetting = table.loc["full_ft", ("forgetting_delta_ce", "mean")]
+    assert row["Forgetting (ΔCE)"] == f"{forgetting:+.3f} (+0.004)"  # nats at 3 decimals, not '0.0 (+0.0)'
 
 
 def test_out_flag_overrides_and_resume_happens_in_the_users_folder(reference, tmp_path):

@@ -20,13 +20,16 @@ MIB = 2**20  # bytes
 
 
 def _difference(mine: float, reference: float, kind: str) -> str:
-    """The reference-relative part of a cell: points for accuracy, bytes for memory, a ratio for speed."""
+    """The reference-relative part of a cell: points for accuracy, bytes for memory, a ratio for speed, nats for
+    forgetting."""
     if kind == "gib":
         return "= to the byte" if mine == reference else f"{(mine - reference) / MIB:+,.1f} MiB"
     if kind == "count":
         return "=" if mine == reference else f"{mine - reference:+,.0f}"
     if kind == "rate":
         return f"×{mine / reference:.2f}" if reference else "ref 0"
+    if kind == "ce":
+        return f"{mine - reference:+.3f}"
     return f"{mine - reference:+.1f}"
 
 

@@ -67,7 +67,8 @@ def interval_text(point: float, low: float, high: float, digits: int = 1, sign: 
 
 def format_number(value: float, kind: str, scale: float | None = None) -> str:
     """A mean or std in display units: percent 1 decimal, GiB 2 decimals (3 significant digits below 0.1 GiB,
-    decided by `scale`, the row's mean, so a std matches its mean), counts compact, tokens/s whole."""
+    decided by `scale`, the row's mean, so a std matches its mean), counts compact, tokens/s whole, forgetting
+    (cross-entropy, nats) signed with 3 decimals."""
     if kind == "gib":
         scale = abs(value if scale is None else scale) / GIB
         decimals = 2 if scale >= 0.1 or scale == 0 else 2 - math.floor(math.log10(scale))
@@ -83,6 +84,8 @@ def format_number(value: float, kind: str, scale: float | None = None) -> str:
         return f"{value:+.1f}"
     if kind == "score":
         return f"{value:.2f}"
+    if kind == "ce":
+        return f"{value:+.3f}"
     return f"{value:.1f}"
 
 
