@@ -13,28 +13,19 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO_ROOT, run_cli
-from helpers import deterministic_columns
+from helpers import TASK, deterministic_columns, tiny_sweep_yaml
 
 from owlore_bench.reporting.tables import build_table
 
-TASK = "arc_easy_choices"
-
 
 def experiment(tmp_path: Path, data: Path, out: str, **changes) -> Path:
-    config = {
+    """helpers.tiny_sweep_yaml with the base model scored, 6 steps of batch 4 and 8 questions."""
+    return tiny_sweep_yaml(tmp_path, data, out, **{
         "name": "tiny_sweep",
-        "model": "tiny-llama",
-        "data": {"path": str(data), "template": "plain"},
         "train": {"steps": 6, "batch_size": 4, "max_length": 64, "lr": 3e-3, "checkpoint_every": 2, "progress": False},
-        "methods": [{"name": "full_ft"}, {"name": "lora", "config": {"r": 4}}],
-        "seeds": [0, 1],
         "eval": {"tasks": [TASK], "limit": 8, "batch_size": 8},
-        "out": str(tmp_path / out),
-    }
-    config.update(changes)
-    path = tmp_path / f"{out}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+        "evaluate_base": True,
+        **changes})
 
 
 @pytest.fixture(scope="module")
