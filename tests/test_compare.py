@@ -156,3 +156,17 @@ def test_compare_prints_the_report_delta_tables_numbers_for_the_same_pair(tmp_pa
         line = deltas.loc[column]
         assert shown[4] == f"[{line['ci_low']:+.1f}, {line['ci_high']:+.1f}]", column
         assert shown[5] == f"{line['p']:.3f}" and shown[7] == line["marker"], column
+
+
+def test_the_base_model_pairs_its_one_evaluation_with_every_seed(tmp_path, capsys):
+    """The base label is evaluated once (seed-0, it is not trained): against a 3-seed label it pairs with each of
+    the 3 seeds, not only with seed 0. task_x: owlore right on 7, 6 and 0 of 10 (seeds 0, 1, 2), base on 5 every
+    time, so 30 pairs, 43.3 % against 50.0 %, Δ = (13 - 15) / 30 = -6.7 points."""
+    for seed, acc in ((0, TASK_X[0][0]), (1, TASK_X[1][0]), (2, [0] * 10)):
+        write_run(tmp_path / "owlore" / f"seed-{seed}", {"task_x": acc})
+    write_run(tmp_path / "base" / "seed-0", {"task_x": TASK_X[0][1]})
+    out = compare(capsys, str(tmp_path / "owlore"), str(tmp_path / "base"))
+    n, acc_a, acc_b, delta = table(out)["task_x"][:4]
+    assert (n, delta) == ("30", "-6.7") and acc_a.startswith("43.3 [") and acc_b.startswith("50.0 [")
+    assert "seeds paired: 0, 1, 2 (the base model's one evaluation against each seed of owlore)" in out.splitlines()
+    assert "only A" not in out

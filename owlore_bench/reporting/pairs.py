@@ -3,7 +3,8 @@
 
 RUN_A and RUN_B are two run folders (<experiment>/<label>/seed-<s>, holding eval.json and samples/), or two label
 folders (<experiment>/<label>, holding seed-<s>/ runs), or one experiment folder with two labels. Labels pair seed
-s of A with seed s of B (the seeds both have an ok run of; a seed only one has is named and left out).
+s of A with seed s of B (the seeds both have an ok run of; a seed only one has is named and left out), except the
+base model's label: it is evaluated once (seed-0, no training), so that run pairs with every seed of the other label.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 
 from owlore_bench.errors import UserError
 from owlore_bench.evaluation.samples import SAMPLES_DIR, paired_outcomes, read_samples, require_samples, stored_tasks
-from owlore_bench.reporting.loading import label_seed_runs
+from owlore_bench.reporting.loading import BASE_LABEL, label_seed_runs
 
 KINDS = ("a run folder (eval.json and samples/, e.g. runs/quickstart/lora/seed-0), a label folder (seed-<s>/ "
          "runs, e.g. runs/quickstart/lora) or, with --labels A,B, an experiment folder (<label>/seed-<s>/)")
@@ -83,16 +84,29 @@ def _seed_pairs(side_a: tuple[str, Path, dict[int, Path]], side_b: tuple[str, Pa
         if not runs:
             raise UserError(f"{folder}: label '{name}' has no run with status ok (seed-<s>/summary.json); let "
                             f"`owlore-bench run` finish one first")
+    runs_a, runs_b = _base_for_every_seed(name_a, runs_a, runs_b), _base_for_every_seed(name_b, runs_b, runs_a)
     seeds = [seed for seed in runs_a if seed in runs_b]
     if not seeds:
         raise UserError(f"labels {name_a} and {name_b} share no seed (A has {_seed_list(runs_a)}, B has "
                         f"{_seed_list(runs_b)}); seeds pair seed s with seed s: run both with the same seeds")
     header = [f"A: {name_a} ({folder_a})", f"B: {name_b} ({folder_b})",
               f"seeds paired: {_seed_list(seeds)} (both labels have an ok run of each)"]
+    if BASE_LABEL in (name_a, name_b):
+        header[-1] = (f"seeds paired: {_seed_list(seeds)} (the base model's one evaluation against each seed of "
+                      f"{name_b if name_a == BASE_LABEL else name_a})")
     for seed in sorted(set(runs_a) ^ set(runs_b)):
         side = "A" if seed in runs_a else "B"
         header.append(f"seed {seed}: only {side} ({name_a if side == 'A' else name_b}) has an ok run; left out")
     return Comparison(header, [(runs_a[seed], runs_b[seed]) for seed in seeds], seeds)
+
+
+def _base_for_every_seed(name: str, runs: dict[int, Path], other: dict[int, Path]) -> dict[int, Path]:
+    """The base model's label has one run whatever the training seed (it is not trained), so that run stands for
+    every seed of the other label; any other label keeps its own runs."""
+    if name != BASE_LABEL or len(runs) != 1:
+        return runs
+    (only,) = runs.values()
+    return {seed: only for seed in other} or runs
 
 
 def _seed_list(seeds) -> str:
