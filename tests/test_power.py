@@ -150,3 +150,20 @@ def test_pilot_measures_the_discordance_of_real_pairs_and_sizes_from_it(tmp_path
     assert boolq[8] == f"{mcnemar_sample_size(0.1, 0.2):,}" and "|Δ| = 10 points" in lines[-1]
     assert main(["power", "--pilot", str(tmp_path / "a"), str(tmp_path / "nowhere")]) == 2
     assert "not a folder" in capsys.readouterr().err
+
+
+def test_pilot_with_seeds_sizes_the_seeds_from_their_spread(tmp_path, capsys):
+    """Two label folders, 3 paired seeds, one task of 10 questions: A right on 6, 5, 7 and B on 4, 5, 3, so the
+    per-seed Δ is +20, +0, +40 points, mean +20, standard deviation s = 20. Seeds for 80 % power at alpha 0.05,
+    by hand: ((1.95996 + 0.84162) · 20 / 20)² = 7.849, so 8."""
+    for seed, (right_a, right_b) in enumerate(((6, 4), (5, 5), (7, 3))):
+        write_evaluated(tmp_path / "a" / f"seed-{seed}", {"piqa": [1] * right_a + [0] * (10 - right_a)})
+        write_evaluated(tmp_path / "b" / f"seed-{seed}", {"piqa": [1] * right_b + [0] * (10 - right_b)})
+    capsys.readouterr()
+    assert main(["power", "--pilot", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    seed_table = out.split("\n\n", 1)[1].splitlines()
+    rows = {line.split()[0]: line.split() for line in seed_table if line.split()[:1] in (["piqa"], ["all"])}
+    assert rows["piqa"][1:] == ["+20.0", "+0.0", "+40.0", "20.0", "8", "8"]
+    assert rows["all"][2:] == rows["piqa"][1:]  # one task: pooled is that task
+    assert "seed as the unit" in seed_table[-1]

@@ -62,6 +62,17 @@ def mcnemar_sample_size(delta: float, discordance: float, alpha: float = ALPHA, 
     return math.ceil(n - 1e-9)  # a whole question more only when the formula is not already whole
 
 
+def seeds_sample_size(delta: float, seed_std: float, alpha: float = ALPHA, power: float = POWER) -> int:
+    """Training seeds (rounded up, at least 2) to detect a mean difference `delta` when the seed is the unit and
+    per-seed differences spread with standard deviation `seed_std` (same unit as delta): the normal approximation
+    n = ((z_{1-alpha/2} + z_power) * seed_std / delta)^2 that sizes a paired design by its unit's variance. It
+    covers what McNemar's count of (seed, question) pairs assumes away: seeds that disagree."""
+    if delta == 0 or seed_std <= 0:
+        raise ValueError("seeds_sample_size: needs a nonzero difference and a positive between-seed spread")
+    z_alpha, z_power = stats.norm.ppf(1 - alpha / 2), stats.norm.ppf(power)
+    return max(2, math.ceil(((z_alpha + z_power) * seed_std / abs(delta)) ** 2 - 1e-9))
+
+
 def smallest_detectable_difference(n: int, discordance: float | None = None, accuracy: float | None = None,
                                    alpha: float = ALPHA, power: float = POWER) -> float:
     """The smallest |delta| (proportion) that n questions detect with `power`: for a fixed discordance, or for
